@@ -108,17 +108,38 @@ def _pipeline_options(args: argparse.Namespace):
     )
 
 
+def _playlist_entries(source: str, args: argparse.Namespace) -> list[str] | None:
+    """Entries of a playlist/feed/channel URL, or None when *source* is one item."""
+    from .pipeline import _is_url
+
+    if not _is_url(source) or source.startswith("file://"):
+        return None
+    from . import download
+
+    options = download.DownloadOptions(**_download_overrides(args))
+    return [m.source or m.webpage_url or source for m in download.expand(source, options)]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import run
 
     options = _pipeline_options(args)
+    pending = list(args.source)
+    single = len(pending) == 1
     failures = 0
-    for source in args.source:
+    while pending:
+        source = pending.pop(0)
         with _progress(not args.quiet) as bars:
             try:
                 result = run(source, options, progress=bars)
             except VidtransError as exc:
-                if len(args.source) == 1:
+                if type(exc).__name__ == "PlaylistError":
+                    entries = _playlist_entries(source, args) or []
+                    print(f"{source}: playlist with {len(entries)} entries", file=sys.stderr)
+                    pending[:0] = entries
+                    single = False
+                    continue
+                if single:
                     raise
                 failures += 1
                 print(f"vidtrans: error: {source}: {exc}", file=sys.stderr)
@@ -127,9 +148,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not t.segments:
             print(f"{source}: no speech found ({t.duration or 0:.1f} s of audio); wrote empty captions", file=sys.stderr)
         else:
-            n_words = len(t.words)
             spk = f", {len(t.speakers)} speakers" if t.speakers else ""
-            print(f"{source}: {n_words} words, language {t.language}{spk}, {t.duration or 0:.1f} s audio")
+            print(f"{source}: {len(t.words)} words, language {t.language}{spk}, {t.duration or 0:.1f} s audio")
         _print_outputs(result.outputs)
     return 1 if failures else 0
 
@@ -169,38 +189,57 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import check_environment, format_checks
+
+    checks = check_environment(prepare_models=args.prepare)
+    print(format_checks(checks))
+    return 0 if all(c.ok for c in checks if c.required) else 1
+
+
 def cmd_download(args: argparse.Namespace) -> int:
     from . import download
 
-    overrides = {}
-    if args.out:
-        overrides["cache_dir"] = Path(args.out)
-    if args.limit is not None:
-        overrides["limit"] = args.limit
-    if args.workers is not None:
-        overrides["workers"] = args.workers
-    options = download.DownloadOptions(**overrides)
+    options = download.DownloadOptions(**_download_overrides(args))
     if args.info:
+        rc = 0
         for source in args.source:
-            entries = download.expand(source, options)
+            try:
+                entries = download.expand(source, options)
+            except VidtransError as exc:
+                print(f"vidtrans: error: {exc}", file=sys.stderr)
+                rc = 1
+                continue
             for m in entries:
                 dur = f"{m.duration:.0f}s" if m.duration else "?"
-                print(f"{m.extractor}:{m.id}\t{dur}\t{m.title or ''}\t{m.webpage_url or ''}")
-        return 0
-    sources: list[str] = []
-    for source in args.source:
-        entries = download.expand(source, options)
-        sources += [m.webpage_url or m.source or source for m in entries] or [source]
-    with _progress(not args.quiet) as bars:
-        result = download.fetch_many(sources, options, progress=download.tqdm_hook() if not args.quiet else None)
+                print(f"{m.extractor}:{m.id}\t{dur}\t{m.upload_date or ''}\t{m.title or ''}\t{m.webpage_url or m.source or ''}")
+        return rc
+    progress = None if args.quiet else download.tqdm_hook()
+    try:
+        result = download.fetch_all(args.source, options, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
     for item in result.items:
         if item.ok:
             print(f"ok\t{item.source}\t{item.media.audio_path}")
         else:
-            print(f"failed\t{item.source}\t{item.error}", file=sys.stderr)
+            print(f"failed\t{item.source}\t{type(item.error).__name__}: {item.error}", file=sys.stderr)
     print(result.summary(), file=sys.stderr)
-    del bars
     return 0 if all(i.ok for i in result.items) else 1
+
+
+def _download_overrides(args: argparse.Namespace) -> dict:
+    overrides: dict = {}
+    if getattr(args, "cache", None):
+        overrides["cache_dir"] = Path(args.cache)
+    if getattr(args, "limit", None) is not None:
+        overrides["limit"] = args.limit
+    if getattr(args, "workers", None) is not None:
+        overrides["workers"] = args.workers
+    if getattr(args, "cookies", None):
+        overrides["cookies_file"] = args.cookies
+    return overrides
 
 
 def cmd_diarize(args: argparse.Namespace) -> int:
@@ -241,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_transcribe_flags(p)
         p.add_argument("--fallback", default="", help="comma-separated engines to try if --engine fails")
         p.add_argument("--no-diarize", dest="diarize", action="store_false", help="skip speaker diarization")
+        p.add_argument("--limit", type=int, default=None, help="at most N entries of a playlist/feed URL")
+        p.add_argument("--cookies", default=None, help="cookies.txt for private or age-restricted videos")
         _add_diarize_flags(p)
 
     p = sub.add_parser("run", help="URL(s) or file(s) -> captions (download, transcribe, diarize, write)")
@@ -260,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("download", help="download audio (and metadata) for URLs, playlists or feeds into the cache")
     p.add_argument("source", nargs="+")
-    p.add_argument("--out", default=None, help="cache directory (default: ~/.cache/vidtrans/media)")
+    p.add_argument("--out", "--cache", dest="cache", default=None, help="cache directory (default: ~/.cache/vidtrans/media)")
+    p.add_argument("--cookies", default=None, help="cookies.txt for private or age-restricted videos")
     p.add_argument("--limit", type=int, default=None, help="at most N entries per playlist/feed")
     p.add_argument("--workers", type=int, default=None, help="parallel downloads (default 3)")
     p.add_argument("--info", action="store_true", help="list entries and metadata without downloading")
@@ -271,6 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out")
     _add_diarize_flags(p)
     p.set_defaults(func=cmd_diarize)
+
+    p = sub.add_parser("doctor", help="check ffmpeg, packages, GPU, offline models and which secrets are set")
+    p.add_argument("--prepare", action="store_true", help="also assemble the offline base model now")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("models", help="list the Whisper models available offline")
     p.set_defaults(func=cmd_models)
