@@ -1,0 +1,60 @@
+"""The main job end to end (what `make demo` runs), and the lead-owned notebooks."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from vidtrans.cli import main
+from vidtrans.pipeline import PipelineOptions, run
+from vidtrans.schema import Transcript
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_demo_main_job_offline_with_speakers(tmp_path, capsys):
+    """`vidtrans demo`: bundled sample -> mp4 -> base model -> offline diarization -> captions."""
+    assert main(["-q", "demo", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    vtt = tmp_path / "talk.vtt"
+    assert str(vtt) in out
+    text = vtt.read_text()
+    assert text.startswith("WEBVTT")
+    voices = set(re.findall(r"<v ([^>]+)>", text))
+    assert len(voices) == 2, voices  # the sample has two speakers
+    t = Transcript.load(tmp_path / "talk.json")
+    assert t.speaker_turns and all(w.speaker for w in t.words)
+    assert {s.speaker for s in t.segments} == voices
+    # nothing half-written left behind
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file()]
+
+
+@pytest.mark.slow
+def test_pipeline_silent_file_gives_empty_captions(tmp_path, silent_wav):
+    result = run(str(silent_wav), PipelineOptions(out_dir=str(tmp_path), model="tiny.en"))
+    assert result.transcript.segments == ()
+    vtt = result.outputs["vtt"].read_text()
+    assert vtt.strip() == "WEBVTT"
+
+
+def _papermill(nb: Path, out: Path, **params):
+    pm = pytest.importorskip("papermill")
+    return pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name="python3", cwd=str(nb.parent), progress_bar=False)
+
+
+def test_setup_notebook_headless(tmp_path):
+    _papermill(ROOT / "notebooks" / "00_setup.ipynb", tmp_path / "00.ipynb")
+    text = (tmp_path / "00.ipynb").read_text()
+    assert '"output_type": "error"' not in text and "offline models" in text
+
+
+def test_colab_setup_notebook_outside_colab_reads_no_secret_values(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_SECRETVALUE_never_in_notebook")
+    _papermill(ROOT / "colab_setup.ipynb", tmp_path / "colab.ipynb", install=False)
+    text = (tmp_path / "colab.ipynb").read_text()
+    assert "install skipped" in text
+    assert "hf_SECRETVALUE" not in text and "HF_TOKEN" in text
