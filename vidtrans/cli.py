@@ -105,7 +105,19 @@ def _pipeline_options(args: argparse.Namespace):
         min_speakers=args.min_speakers,
         max_speakers=args.max_speakers,
         fallback=_formats(args.fallback) if args.fallback else (),
+        caption_options=_caption_overrides(args),
+        download_options=_download_overrides(args),
     )
+
+
+_CAPTION_FLAGS = ("max_chars_per_line", "max_lines", "max_cps", "min_duration", "max_duration", "pause_threshold", "speaker_labels")
+
+
+def _caption_overrides(args: argparse.Namespace) -> dict:
+    out = {k: v for k in _CAPTION_FLAGS if (v := getattr(args, k, None)) is not None}
+    if out.get("pause_threshold") == 0:
+        out["pause_threshold"] = None
+    return out
 
 
 def _playlist_entries(source: str, args: argparse.Namespace) -> list[str] | None:
@@ -281,6 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--fallback", default="", help="comma-separated engines to try if --engine fails")
         p.add_argument("--no-diarize", dest="diarize", action="store_false", help="skip speaker diarization")
         p.add_argument("--limit", type=int, default=None, help="at most N entries of a playlist/feed URL")
+        p.add_argument("--max-chars", dest="max_chars_per_line", type=int, default=None, help="caption line length (default 42)")
+        p.add_argument("--max-lines", dest="max_lines", type=int, default=None, help="lines per caption (default 2)")
+        p.add_argument("--max-cps", dest="max_cps", type=float, default=None, help="reading speed limit, characters/second (default 20)")
+        p.add_argument("--min-duration", dest="min_duration", type=float, default=None, help="shortest caption, seconds (default 0.833)")
+        p.add_argument("--max-duration", dest="max_duration", type=float, default=None, help="longest caption, seconds (default 7)")
+        p.add_argument("--pause", dest="pause_threshold", type=float, default=None, help="new caption after a silence this long (default 0.4; 0 = never)")
+        p.add_argument("--speaker-labels", dest="speaker_labels", choices=["auto", "on", "off"], default=None)
         p.add_argument("--cookies", default=None, help="cookies.txt for private or age-restricted videos")
         _add_diarize_flags(p)
 
