@@ -66,7 +66,10 @@ def _formats(value: str) -> tuple[str, ...]:
 
 
 def _add_transcribe_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--engine", default="faster-whisper", help="transcription engine (default: faster-whisper, offline)")
+    p.add_argument("--engine", default="faster-whisper",
+                   help="faster-whisper (offline, default), openai-whisper, assemblyai, gemini, fireredasr, "
+                        "or auto (choose by language/keys/budget)")
+    p.add_argument("--key-terms", dest="key_terms", default="", help="comma-separated names/jargon to boost")
     p.add_argument("--model", default="base", help="Whisper model: base (offline, default), tiny.en (offline), a model directory, or any faster-whisper name when online")
     p.add_argument("--language", default=None, help="spoken language code (en, de, ...); default: detect")
     p.add_argument("--vad-filter", dest="vad_filter", action="store_true", help="skip non-speech with Silero VAD before decoding")
@@ -105,6 +108,7 @@ def _pipeline_options(args: argparse.Namespace):
         min_speakers=args.min_speakers,
         max_speakers=args.max_speakers,
         fallback=_formats(args.fallback) if args.fallback else (),
+        key_terms=tuple(t.strip() for t in args.key_terms.split(",") if t.strip()),
         caption_options=_caption_overrides(args),
         download_options=_download_overrides(args),
     )
@@ -350,6 +354,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
+    from .secrets import install_secret_filter
+
+    install_secret_filter()  # mask any known key value that reaches a log line
     try:
         return int(args.func(args) or 0)
     except VidtransError as exc:

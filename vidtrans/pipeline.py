@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 StageProgress = Callable[[str, float, "float | None"], None]
 
 DEFAULT_FORMATS = ("vtt", "srt", "json", "txt")
+LOCAL_ENGINES = ("faster-whisper", "openai-whisper", "fireredasr")
 
 
 @dataclass
@@ -64,6 +65,8 @@ class PipelineOptions:
     download_options: dict[str, Any] = field(default_factory=dict)
     #: engines to try when the first one fails
     fallback: tuple[str, ...] = ()
+    #: names and jargon to boost (cloud key terms / Whisper prompt)
+    key_terms: tuple[str, ...] = ()
 
 
 @dataclass
@@ -143,9 +146,13 @@ def run(source: str, options: PipelineOptions | None = None, progress: StageProg
         beam_size=options.beam_size,
         device=options.device,
         fallback=tuple(options.fallback),
+        key_terms=tuple(options.key_terms),
+        # engines that label speakers themselves (AssemblyAI) then skip local diarization
+        speaker_labels=options.diarize,
     )
     t0 = time.perf_counter()
-    engine_input: Any = audio if options.engine == "faster-whisper" else media.audio_path
+    # local engines take the decoded samples; cloud engines upload the file
+    engine_input: Any = audio if options.engine in LOCAL_ENGINES else media.audio_path
     transcript = transcribe(
         engine_input,
         topts,

@@ -16,6 +16,7 @@ local engine never imports a cloud SDK and vice versa::
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import time
@@ -74,7 +75,8 @@ class TranscribeOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON-ready dict (tuples become lists, so it equals its JSON round trip)."""
+        return json.loads(json.dumps(asdict(self), default=str))
 
 
 class TranscriptionStream(Protocol):
@@ -107,6 +109,10 @@ Engine = Callable[[Any, TranscribeOptions], TranscriptionStream]
 #: engine name -> "module:attribute" (imported on first use)
 ENGINES: dict[str, str] = {
     "faster-whisper": "vidtrans.transcribe.local:faster_whisper_engine",
+    "assemblyai": "vidtrans.transcribe.assemblyai:assemblyai_engine",
+    "gemini": "vidtrans.transcribe.gemini:gemini_engine",
+    "openai-whisper": "vidtrans.transcribe.openai_whisper:openai_whisper_engine",
+    "fireredasr": "vidtrans.transcribe.fireredasr:fireredasr_engine",
 }
 
 
@@ -128,9 +134,18 @@ def get_engine(name: str) -> Engine:
 
 
 def stream(audio: Any, options: TranscribeOptions | None = None) -> TranscriptionStream:
-    """Start *options.engine* on *audio* and return its segment stream."""
+    """Start *options.engine* on *audio* and return its segment stream.
+
+    With ``engine="auto"`` the first engine of :func:`select.choose_engine`'s
+    chain (then ``options.fallback``) that *starts* is used; errors while the
+    stream is consumed are not retried (use :func:`transcribe` for that).
+    """
     options = options or TranscribeOptions()
-    return get_engine(options.engine)(audio, options)
+    if options.engine != "auto" and not options.fallback:
+        return get_engine(options.engine)(audio, options)
+    from .select import stream_with_fallback
+
+    return stream_with_fallback(audio, options)
 
 
 def collect(
@@ -177,5 +192,9 @@ def transcribe(
     options = options or TranscribeOptions()
     if source is None and isinstance(audio, (str, os.PathLike)):
         source = str(Path(audio))
+    if options.engine == "auto" or options.fallback:
+        from .select import transcribe_with_fallback
+
+        return transcribe_with_fallback(audio, options, progress=progress, source=source)
     s = stream(audio, options)
     return collect(s, engine=options.engine, source=source, progress=progress, meta={"options": options.to_dict()})
