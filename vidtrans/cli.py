@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .errors import VidtransError
+from .errors import ConfigurationError, VidtransError
 
 log = logging.getLogger("vidtrans")
 
@@ -83,6 +83,10 @@ def _add_diarize_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-speakers", dest="max_speakers", type=int, default=None)
     p.add_argument("--diarize-backend", dest="diarize_backend", default="local", choices=["local", "pyannote"],
                    help="local = offline (default); pyannote = hosted community-1 pipeline (needs HF_TOKEN)")
+    p.add_argument("--preset", default="balanced", choices=["fast", "balanced", "accurate"],
+                   help="diarization speed/accuracy trade-off (default balanced)")
+    p.add_argument("--enroll", action="append", default=[], metavar="NAME=CLIP",
+                   help="name a speaker from a reference clip (repeatable)")
 
 
 def _print_outputs(outputs: dict[str, Path]) -> None:
@@ -107,6 +111,8 @@ def _pipeline_options(args: argparse.Namespace):
         num_speakers=args.num_speakers,
         min_speakers=args.min_speakers,
         max_speakers=args.max_speakers,
+        diarize_preset=args.preset,
+        enroll=_diarize_overrides(args)["enroll"],
         fallback=_formats(args.fallback) if args.fallback else (),
         key_terms=tuple(t.strip() for t in args.key_terms.split(",") if t.strip()),
         caption_options=_caption_overrides(args),
@@ -245,6 +251,19 @@ def cmd_download(args: argparse.Namespace) -> int:
     return 0 if all(i.ok for i in result.items) else 1
 
 
+def _diarize_overrides(args: argparse.Namespace) -> dict:
+    enroll = {}
+    for item in args.enroll:
+        name, sep, clip = item.partition("=")
+        if not sep or not name.strip() or not clip.strip():
+            raise ConfigurationError(f"--enroll expects NAME=CLIP, got {item!r}")
+        enroll[name.strip()] = clip.strip()
+    return dict(
+        backend=args.diarize_backend, num_speakers=args.num_speakers, min_speakers=args.min_speakers,
+        max_speakers=args.max_speakers, preset=args.preset, enroll=enroll,
+    )
+
+
 def _download_overrides(args: argparse.Namespace) -> dict:
     overrides: dict = {}
     if getattr(args, "cache", None):
@@ -261,12 +280,7 @@ def _download_overrides(args: argparse.Namespace) -> dict:
 def cmd_diarize(args: argparse.Namespace) -> int:
     from . import diarize as dz
 
-    options = dz.DiarizeOptions(
-        backend=args.diarize_backend,
-        num_speakers=args.num_speakers,
-        min_speakers=args.min_speakers,
-        max_speakers=args.max_speakers,
-    )
+    options = dz.DiarizeOptions(**_diarize_overrides(args))
     out = Path(args.out)
     for audio in args.audio:
         with _progress(not args.quiet) as bars:

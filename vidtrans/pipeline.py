@@ -59,6 +59,10 @@ class PipelineOptions:
     num_speakers: int | None = None
     min_speakers: int | None = None
     max_speakers: int | None = None
+    #: diarization speed/accuracy preset: "fast", "balanced" or "accurate"
+    diarize_preset: str = "balanced"
+    #: name -> reference clip; matching speakers get the name instead of "Speaker N"
+    enroll: dict[str, str] = field(default_factory=dict)
     #: caption rules (``vidtrans.captions.CaptionOptions`` fields) to override
     caption_options: dict[str, Any] = field(default_factory=dict)
     #: yt-dlp download options (``vidtrans.download.DownloadOptions`` fields) to override
@@ -172,6 +176,8 @@ def run(source: str, options: PipelineOptions | None = None, progress: StageProg
             num_speakers=options.num_speakers,
             min_speakers=options.min_speakers,
             max_speakers=options.max_speakers,
+            preset=options.diarize_preset,
+            enroll=dict(options.enroll),
         )
         diarization = dz.diarize(
             audio, dopts, progress=(lambda done, total: progress("diarize", done, total)) if progress else None
