@@ -40,7 +40,9 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/asr.py
+	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/diarize.py
+	$(BIN)/python bench/captions.py
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

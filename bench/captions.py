@@ -1,5 +1,5 @@
 """Caption quality/speed: vidtrans.captions vs openai-whisper's subtitle writer on the same real transcripts."""
-import io, json, sys, time
+import io, time
 from pathlib import Path
 import torch; torch.set_num_threads(1)
 from vidtrans import captions as C

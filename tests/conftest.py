@@ -46,9 +46,9 @@ def sample_reference_text(sample_dir: Path) -> str:
     """Reference transcript of the sample from sample.stm (text column)."""
     words = []
     for line in (sample_dir / "sample.stm").read_text().splitlines():
-        parts = line.split(maxsplit=6)
-        if len(parts) == 7 and not line.startswith(";;"):
-            words.append(parts[6])
+        parts = line.split(maxsplit=5)
+        if len(parts) == 6 and not line.startswith(";;"):
+            words.append(parts[5])
     return " ".join(words)
 
 

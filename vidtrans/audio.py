@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,16 +171,20 @@ def load_audio(
     """
     options = options or AudioOptions()
     p = _check_file(path)
-    info = info or probe(p)
-    expected = info.duration or 0.0
-    if options.start:
-        expected = max(0.0, expected - options.start)
-    if options.duration:
-        expected = min(expected, options.duration) if expected else options.duration
-    buf = np.empty(int(expected * options.sample_rate) + options.sample_rate, dtype=np.float32)
-    n = 0  # samples filled
-    proc = subprocess.Popen(_ffmpeg_cmd(p, options), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # ffmpeg starts at once and ffprobe runs meanwhile (it only sizes the buffer and names
+    # errors): saves most of a process start-up per file; a probe error stops the decoder.
+    # stderr goes to a file: a pipe read only after stdout could fill up and stall ffmpeg
+    errf = tempfile.TemporaryFile()
+    proc = subprocess.Popen(_ffmpeg_cmd(p, options), stdout=subprocess.PIPE, stderr=errf)
     try:
+        info = info or probe(p)
+        expected = info.duration or 0.0
+        if options.start:
+            expected = max(0.0, expected - options.start)
+        if options.duration:
+            expected = min(expected, options.duration) if expected else options.duration
+        buf = np.empty(int(expected * options.sample_rate) + options.sample_rate, dtype=np.float32)
+        n = 0  # samples filled
         pending = b""
         assert proc.stdout is not None
         while True:
@@ -196,12 +201,15 @@ def load_audio(
                 buf = np.resize(buf, max(buf.size * 3 // 2, n + k))
             buf[n : n + k] = np.frombuffer(chunk[:usable], dtype=np.float32)
             n += k
-        stderr = proc.stderr.read() if proc.stderr else b""
         rc = proc.wait()
+        errf.seek(0)
+        stderr = errf.read()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        proc.stdout.close()
+        errf.close()
     if rc != 0:
         raise _decode_error(p, stderr)
     if n == 0:
@@ -223,7 +231,8 @@ def iter_chunks(
     p = _check_file(path)
     probe(p)
     block = int(chunk_seconds * options.sample_rate) * 4
-    proc = subprocess.Popen(_ffmpeg_cmd(p, options), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    errf = tempfile.TemporaryFile()
+    proc = subprocess.Popen(_ffmpeg_cmd(p, options), stdout=subprocess.PIPE, stderr=errf)
     total = 0
     try:
         assert proc.stdout is not None
@@ -234,12 +243,15 @@ def iter_chunks(
             data = data[: len(data) - len(data) % 4]
             total += len(data)
             yield np.frombuffer(data, dtype=np.float32).copy()
-        stderr = proc.stderr.read() if proc.stderr else b""
         rc = proc.wait()
+        errf.seek(0)
+        stderr = errf.read()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        proc.stdout.close()
+        errf.close()
     if rc != 0:
         raise _decode_error(p, stderr)
     if total == 0:
@@ -277,3 +289,37 @@ def is_silent(audio: np.ndarray, threshold_db: float = -60.0) -> bool:
         return True
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
     return 20 * np.log10(max(rms, 1e-12)) < threshold_db
+
+
+def check_samples(audio: np.ndarray, error: type[MediaError] = MediaError) -> np.ndarray:
+    """Validate in-memory samples: 1-D (or 1xN) floats in [-1, 1], finite, non-empty.
+
+    Returns a contiguous float32 view/copy; raises *error* (a MediaError
+    subclass chosen by the calling stage) or EmptyAudioError.
+    """
+    a = np.asarray(audio)
+    if a.ndim == 2 and 1 in a.shape:
+        a = a.reshape(-1)
+    if a.ndim != 1:
+        raise error(
+            f"audio array must be 1-D mono 16 kHz samples, got shape {a.shape}; "
+            "pass a file path, or downmix first (e.g. audio.mean(axis=...))"
+        )
+    if a.size == 0:
+        raise EmptyAudioError("audio array is empty (zero samples)")
+    if not np.issubdtype(a.dtype, np.floating):
+        raise error(f"audio array must hold floats in [-1, 1], got dtype {a.dtype}")
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    if not np.all(np.isfinite(a)):
+        raise error("audio array contains NaN or infinite samples")
+    return a
+
+
+def as_samples(audio: object, error: type[MediaError] = MediaError) -> np.ndarray:
+    """16 kHz mono float32 samples from a media path (decoded) or an array (validated)."""
+    if isinstance(audio, (str, os.PathLike)):
+        return load_audio(audio)
+    if isinstance(audio, np.ndarray):
+        return check_samples(audio, error)
+    raise error(f"audio must be a file path or a numpy float array, got {type(audio).__name__}")
+

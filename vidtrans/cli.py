@@ -75,6 +75,9 @@ def _add_transcribe_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vad-filter", dest="vad_filter", action="store_true", help="skip non-speech with Silero VAD before decoding")
     p.add_argument("--beam-size", dest="beam_size", type=int, default=5, help="beam width; 1 = greedy (fastest)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--compute-type", dest="compute_type", default="default",
+                   help="CTranslate2 compute type (default: int8 on CPU, float16 on GPU)")
+    p.add_argument("--threads", dest="cpu_threads", type=int, default=0, help="CPU threads; 0 = physical cores")
 
 
 def _add_diarize_flags(p: argparse.ArgumentParser) -> None:
@@ -106,6 +109,8 @@ def _pipeline_options(args: argparse.Namespace):
         vad_filter=args.vad_filter,
         beam_size=args.beam_size,
         device=args.device,
+        compute_type=args.compute_type,
+        cpu_threads=args.cpu_threads,
         diarize=args.diarize,
         diarize_backend=args.diarize_backend,
         num_speakers=args.num_speakers,

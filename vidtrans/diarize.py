@@ -209,22 +209,9 @@ def _resolve_device(device: str) -> str:
 
 
 def _as_array(audio: np.ndarray) -> np.ndarray:
-    a = np.asarray(audio)
-    if a.ndim == 2 and 1 in a.shape:
-        a = a.reshape(-1)
-    if a.ndim != 1:
-        raise DiarizationError(
-            f"audio array must be mono (1-D, 16 kHz); got shape {a.shape}. Pass a file path, or downmix "
-            "with audio.mean(axis=...) and resample to 16 kHz first"
-        )
-    if a.size == 0:
-        raise EmptyAudioError("audio array is empty (0 samples)")
-    if not np.issubdtype(a.dtype, np.floating):
-        raise DiarizationError(f"audio array must be float samples in [-1, 1] (got dtype {a.dtype})")
-    a = a.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(a)):
-        raise DiarizationError("audio array contains NaN or infinite samples")
-    return a
+    from .audio import check_samples
+
+    return check_samples(audio, DiarizationError)
 
 
 class _AudioSource:

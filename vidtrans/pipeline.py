@@ -51,6 +51,10 @@ class PipelineOptions:
     beam_size: int = 5
     #: "auto", "cpu" or "cuda"
     device: str = "auto"
+    #: CTranslate2 compute type; "default" = int8 on CPU, float16 on GPU
+    compute_type: str = "default"
+    #: CPU threads for the local engine; 0 = physical cores
+    cpu_threads: int = 0
     #: label who spoke when (offline backend by default)
     diarize: bool = True
     #: diarization backend: "local" (offline) or "pyannote" (needs HF_TOKEN)
@@ -101,12 +105,11 @@ def resolve_source(source: str, options: PipelineOptions, progress: StageProgres
         from . import download
 
         dl_opts = download.DownloadOptions(**options.download_options)
-        hook = None
-        if progress is not None:
 
-            def hook(d: dict) -> None:
-                if d.get("status") == "downloading":
-                    progress("download", float(d.get("downloaded_bytes") or 0), d.get("total_bytes") or d.get("total_bytes_estimate"))
+        def hook(d: dict) -> None:
+            if progress is not None and d.get("status") == "downloading":
+                total = d.get("total_bytes") or d.get("total_bytes_estimate")
+                progress("download", float(d.get("downloaded_bytes") or 0), total)
 
         return download.fetch(source, dl_opts, progress=hook)
     from .audio import probe
@@ -149,6 +152,8 @@ def run(source: str, options: PipelineOptions | None = None, progress: StageProg
         vad_filter=options.vad_filter,
         beam_size=options.beam_size,
         device=options.device,
+        compute_type=options.compute_type,
+        cpu_threads=options.cpu_threads,
         fallback=tuple(options.fallback),
         key_terms=tuple(options.key_terms),
         # engines that label speakers themselves (AssemblyAI) then skip local diarization

@@ -25,8 +25,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
 from ..errors import ConfigurationError
 from ..schema import Segment, Transcript
 
@@ -36,7 +34,7 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[float, "float | None"], None]
 
 #: audio handed to an engine: a media file path or 16 kHz mono float32 samples
-AudioInput = "str | os.PathLike | np.ndarray"
+AudioInput = "str | os.PathLike | numpy.ndarray"
 
 
 @dataclass

@@ -90,12 +90,11 @@ class SpeakerNamer:
 def audio_file(audio: Any) -> Iterator[Path]:
     """Yield a file path for *audio*: the path itself, or a temporary 16 kHz WAV for an array."""
     if isinstance(audio, np.ndarray):
-        from ..audio import write_wav
+        from ..audio import check_samples, write_wav
 
-        if audio.ndim != 1 or audio.size == 0:
-            raise ConfigurationError(f"audio array must be 1-D, non-empty 16 kHz mono samples, got shape {audio.shape}")
+        samples = check_samples(audio)
         with tempfile.TemporaryDirectory(prefix="vidtrans-") as d:
-            yield write_wav(Path(d, "audio.wav"), audio)
+            yield write_wav(Path(d, "audio.wav"), samples)
         return
     if isinstance(audio, (str, os.PathLike)):
         from ..audio import probe

@@ -143,7 +143,7 @@ def load_model(model_dir: Path, asr_type: str, device: str):
 
 def fireredasr_engine(audio: Any, options: TranscribeOptions) -> SimpleStream:
     """Transcribe *audio* (path or 16 kHz float32 array) with a local FireRedASR model."""
-    from ..audio import load_audio, write_wav
+    from ..audio import write_wav
 
     extra = options.extra
     if options.task != "transcribe":
@@ -156,12 +156,9 @@ def fireredasr_engine(audio: Any, options: TranscribeOptions) -> SimpleStream:
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_model(model_dir, asr_type, device)
-    if isinstance(audio, np.ndarray):
-        if audio.ndim != 1 or audio.size == 0:
-            raise ConfigurationError(f"audio array must be 1-D, non-empty 16 kHz mono samples, got shape {audio.shape}")
-        samples = audio.astype(np.float32, copy=False)
-    else:
-        samples = load_audio(audio)
+    from ..audio import as_samples
+
+    samples = as_samples(audio)
     chunks = speech_chunks(samples, float(extra.get("max_chunk_seconds", MAX_SECONDS[asr_type])))
     args = {"use_gpu": int(device == "cuda"), "beam_size": int(extra.get("beam_size", options.beam_size))}
     args.update({k: extra[k] for k in _DECODE_KEYS if k in extra})

@@ -351,14 +351,9 @@ def gemini_engine(audio: Any, options: TranscribeOptions) -> SimpleStream:
     if options.task != "transcribe":
         raise ConfigurationError("gemini engine: only task='transcribe' is supported")
     key = get_secret(API_KEY_NAMES[0], aliases=API_KEY_NAMES[1:], purpose="the Gemini engine")
-    if isinstance(audio, np.ndarray):
-        if audio.ndim != 1 or audio.size == 0:
-            raise ConfigurationError(f"audio array must be 1-D, non-empty 16 kHz mono samples, got shape {audio.shape}")
-        samples = audio.astype(np.float32, copy=False)
-    else:
-        from ..audio import load_audio
+    from ..audio import as_samples
 
-        samples = load_audio(audio)
+    samples = as_samples(audio)
     duration = samples.size / SAMPLE_RATE
     model = extra.get("model") or (options.model if options.model.startswith("gemini") else DEFAULT_MODEL)
     windows = plan_windows(duration, float(extra.get("chunk_seconds", 600.0)), float(extra.get("overlap_seconds", 10.0)))

@@ -309,14 +309,9 @@ def openai_whisper_engine(audio: Any, options: TranscribeOptions) -> SimpleStrea
     import torch
 
     whisper = _import_whisper()
-    if isinstance(audio, np.ndarray):
-        if audio.ndim != 1 or audio.size == 0:
-            raise ConfigurationError(f"audio array must be 1-D, non-empty 16 kHz mono samples, got shape {audio.shape}")
-        samples = audio.astype(np.float32, copy=False)
-    else:
-        from ..audio import load_audio
+    from ..audio import as_samples
 
-        samples = load_audio(audio)
+    samples = as_samples(audio)
     if options.cpu_threads > 0:
         torch.set_num_threads(options.cpu_threads)
     if options.vad_filter:

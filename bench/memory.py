@@ -1,0 +1,138 @@
+"""Peak memory of decoding and transcribing a 1-hour file (target: < 1.5 GB RSS).
+
+The file is pyannote's 30 s sample tiled 120 times (made once with ffmpeg,
+FLAC, in ``--workdir``).  Each stage runs in a fresh child process so its
+peak RSS (``ru_maxrss``) is its own:
+
+``decode``      vidtrans.audio.load_audio (ffmpeg -> one float32 array)
+``decode+vad``  plus the Silero-VAD gate the engine runs on the whole input
+``fw-features`` plus faster-whisper's log-mel spectrogram of the whole input,
+                which plain ``WhisperModel.transcribe`` computes up front
+``transcribe``  vidtrans's engine (model "base" unless ``--model``) decoding
+                the first ``--minutes`` of output segments, or all of them
+                with ``--full`` (an hour of audio is ~30 min of CPU here)
+
+    .venv/bin/python bench/memory.py                # decode, vad, features, 3 min of transcription
+    .venv/bin/python bench/memory.py --full --model tiny.en
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import multiprocessing as mp
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def make_hour(workdir: Path, repeats: int) -> Path:
+    spec = importlib.util.find_spec("pyannote.audio")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("pyannote.audio (with its bundled sample) is needed to build the test file")
+    sample = Path(list(spec.submodule_search_locations)[0]) / "sample" / "sample.wav"
+    out = workdir / f"sample_x{repeats}.flac"
+    if not out.exists():
+        workdir.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp.flac")
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-stream_loop", str(repeats - 1),
+             "-i", str(sample), "-c:a", "flac", str(tmp)],
+            check=True,
+        )
+        os.replace(tmp, out)
+    return out
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def stage(name: str, path: str, model: str, minutes: float | None, q) -> None:
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    import numpy as np
+
+    from vidtrans.audio import load_audio
+
+    base = _rss_mb()
+    t0 = time.perf_counter()
+    info: dict = {}
+    if name == "transcribe":
+        from vidtrans.transcribe import TranscribeOptions, stream
+
+        s = stream(path, TranscribeOptions(model=model))
+        n = 0
+        last = 0.0
+        for seg in s:
+            n += 1
+            last = seg.end
+            if minutes is not None and time.perf_counter() - t0 > minutes * 60:
+                break
+        info = {"segments": n, "audio_done_s": round(last, 1), "of_s": round(s.duration or 0, 1)}
+    else:
+        audio = load_audio(path)
+        info = {"samples": int(audio.size), "array_mb": round(audio.nbytes / 2**20, 1)}
+        if name == "decode+vad":
+            from vidtrans.transcribe.local import speech_regions
+
+            info["speech_regions"] = len(speech_regions(audio))
+        elif name == "fw-features":
+            from faster_whisper.feature_extractor import FeatureExtractor
+
+            feats = FeatureExtractor()(audio)
+            info["features_mb"] = round(np.asarray(feats).nbytes / 2**20, 1)
+    q.put({"stage": name, "peak_rss_mb": _rss_mb(), "baseline_mb": base, "seconds": time.perf_counter() - t0, **info})
+
+
+def run(name: str, *args) -> dict:
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=stage, args=(name, *args, q))
+    p.start()
+    p.join()
+    if p.exitcode != 0:
+        return {"stage": name, "error": f"child exited with {p.exitcode} (killed for memory?)"}
+    return q.get()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "vidtrans-bench")
+    ap.add_argument("--repeats", type=int, default=120, help="copies of the 30 s sample (120 = 1 hour)")
+    ap.add_argument("--model", default="base")
+    ap.add_argument("--minutes", type=float, default=3.0, help="stop transcribing after this much wall time")
+    ap.add_argument("--full", action="store_true", help="transcribe the whole file")
+    ap.add_argument("--stages", default="decode,decode+vad,fw-features,transcribe")
+    a = ap.parse_args(argv)
+
+    path = make_hour(a.workdir, a.repeats)
+    print(f"input: {path} ({a.repeats * 30 / 60:.0f} min of audio, {path.stat().st_size / 2**20:.0f} MB FLAC)")
+    print(f"{'stage':14s} {'peak RSS MB':>12s} {'(python+imports)':>17s} {'seconds':>8s}  details")
+    worst = 0.0
+    for name in a.stages.split(","):
+        r = run(name, str(path), a.model, None if a.full else a.minutes)
+        if "error" in r:
+            print(f"{name:14s} {r['error']}")
+            continue
+        worst = max(worst, r["peak_rss_mb"])
+        details = {k: v for k, v in r.items() if k not in {"stage", "peak_rss_mb", "baseline_mb", "seconds"}}
+        print(f"{name:14s} {r['peak_rss_mb']:12.0f} {r['baseline_mb']:17.0f} {r['seconds']:8.1f}  {details}", flush=True)
+    print(f"\nworst peak RSS {worst:.0f} MB (target < 1536 MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
