@@ -575,3 +575,19 @@ def test_notebook_headless_against_loopback_feed(site, tmp_path):
 def test_notebook_default_parameters_run_offline(tmp_path, sample_wav):
     nb = _run_notebook(tmp_path, {})
     assert "1 of 1 downloaded" in _outputs_text(nb)
+
+
+@pytest.mark.slow
+def test_cli_run_feed_captions_each_entry(site, tmp_path, monkeypatch, capsys):
+    """`vidtrans run FEED --limit 2`: the feed is expanded and every entry gets its own captions."""
+    cli = _cli()
+    monkeypatch.setenv("VIDTRANS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    rc = cli.main(["-q", "run", site.url("feed.xml"), "--limit", "2", "--out", str(out), "--no-diarize",
+                   "--model", "tiny.en", "--beam-size", "1", "--formats", "vtt"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "playlist with 2 entries" in captured.err
+    vtts = sorted(out.glob("*.vtt"))
+    assert len(vtts) == 2 and all(v.read_text().startswith("WEBVTT") for v in vtts)
+    assert len(list((tmp_path / "cache").rglob("audio.wav"))) == 2

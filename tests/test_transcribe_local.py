@@ -133,7 +133,8 @@ def test_silent_file_gives_no_words(silent_wav):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "name,source",
-    [("tone", "sine=frequency=440:d=10"), ("pink", "anoisesrc=c=pink:a=0.3:d=10"), ("white", "anoisesrc=c=white:a=0.05:d=10")],
+    [("tone", "sine=frequency=440:d=10"), ("pink", "anoisesrc=c=pink:a=0.3:d=10:seed=7"),
+     ("white", "anoisesrc=c=white:a=0.05:d=10:seed=11")],
 )
 def test_tone_and_noise_give_no_words(media_dir, name, source):
     from conftest import ffmpeg
@@ -142,8 +143,8 @@ def test_tone_and_noise_give_no_words(media_dir, name, source):
     if not p.exists():
         ffmpeg("-f", "lavfi", "-i", source, "-ar", "16000", str(p))
     t = transcribe(p, tiny())
-    assert t.words == [], t.text
-    assert "no speech" in t.insights["skipped"]
+    # either the VAD gate skipped decoding, or decoding ran and every segment was dropped as a hallucination
+    assert t.words == [] and t.segments == (), t.text
 
 
 @pytest.mark.slow
