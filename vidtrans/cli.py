@@ -86,8 +86,8 @@ def _add_diarize_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-speakers", dest="max_speakers", type=int, default=None)
     p.add_argument("--diarize-backend", dest="diarize_backend", default="local", choices=["local", "pyannote"],
                    help="local = offline (default); pyannote = hosted community-1 pipeline (needs HF_TOKEN)")
-    p.add_argument("--preset", default="balanced", choices=["fast", "balanced", "accurate"],
-                   help="diarization speed/accuracy trade-off (default balanced)")
+    p.add_argument("--preset", default="accurate", choices=["fast", "balanced", "accurate"],
+                   help="diarization speed/accuracy trade-off (default accurate)")
     p.add_argument("--enroll", action="append", default=[], metavar="NAME=CLIP",
                    help="name a speaker from a reference clip (repeatable)")
 

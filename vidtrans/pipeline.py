@@ -63,8 +63,8 @@ class PipelineOptions:
     num_speakers: int | None = None
     min_speakers: int | None = None
     max_speakers: int | None = None
-    #: diarization speed/accuracy preset: "fast", "balanced" or "accurate"
-    diarize_preset: str = "balanced"
+    #: diarization speed/accuracy preset: "fast", "balanced" or "accurate" (default)
+    diarize_preset: str = "accurate"
     #: name -> reference clip; matching speakers get the name instead of "Speaker N"
     enroll: dict[str, str] = field(default_factory=dict)
     #: caption rules (``vidtrans.captions.CaptionOptions`` fields) to override
