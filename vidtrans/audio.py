@@ -161,6 +161,41 @@ def _decode_error(path: Path, stderr: bytes) -> CorruptMediaError:
     return CorruptMediaError(f"cannot decode audio from {path.name}: {lines[-1] if lines else 'ffmpeg failed'}")
 
 
+class _Decoder:
+    """An ffmpeg process writing raw float32 samples to ``.stdout``.
+
+    stderr goes to a temporary file: a pipe read only after stdout could fill
+    up and stall ffmpeg on a noisy corrupt file.  ``finish()`` waits and raises
+    CorruptMediaError on failure; leaving the ``with`` block early kills it.
+    """
+
+    def __init__(self, path: Path, options: AudioOptions):
+        self.path = path
+        self._err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(_ffmpeg_cmd(path, options), stdout=subprocess.PIPE, stderr=self._err)
+        assert self.proc.stdout is not None
+        self.stdout = self.proc.stdout
+
+    def __enter__(self) -> _Decoder:
+        return self
+
+    def finish(self) -> bytes:
+        """Wait for ffmpeg; return its stderr, or raise CorruptMediaError if it failed."""
+        rc = self.proc.wait()
+        self._err.seek(0)
+        stderr = self._err.read()
+        if rc != 0:
+            raise _decode_error(self.path, stderr)
+        return stderr
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.stdout.close()
+        self._err.close()
+
+
 def load_audio(
     path: str | os.PathLike, options: AudioOptions | None = None, *, info: ProbeInfo | None = None
 ) -> np.ndarray:
@@ -173,10 +208,7 @@ def load_audio(
     p = _check_file(path)
     # ffmpeg starts at once and ffprobe runs meanwhile (it only sizes the buffer and names
     # errors): saves most of a process start-up per file; a probe error stops the decoder.
-    # stderr goes to a file: a pipe read only after stdout could fill up and stall ffmpeg
-    errf = tempfile.TemporaryFile()
-    proc = subprocess.Popen(_ffmpeg_cmd(p, options), stdout=subprocess.PIPE, stderr=errf)
-    try:
+    with _Decoder(p, options) as dec:
         info = info or probe(p)
         expected = info.duration or 0.0
         if options.start:
@@ -186,9 +218,8 @@ def load_audio(
         buf = np.empty(int(expected * options.sample_rate) + options.sample_rate, dtype=np.float32)
         n = 0  # samples filled
         pending = b""
-        assert proc.stdout is not None
         while True:
-            chunk = proc.stdout.read(_READ_BLOCK)
+            chunk = dec.stdout.read(_READ_BLOCK)
             if not chunk:
                 break
             if pending:
@@ -201,17 +232,7 @@ def load_audio(
                 buf = np.resize(buf, max(buf.size * 3 // 2, n + k))
             buf[n : n + k] = np.frombuffer(chunk[:usable], dtype=np.float32)
             n += k
-        rc = proc.wait()
-        errf.seek(0)
-        stderr = errf.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        errf.close()
-    if rc != 0:
-        raise _decode_error(p, stderr)
+        stderr = dec.finish()
     if n == 0:
         raise EmptyAudioError(f"{p.name} contains no audio samples (zero-length audio)")
     if stderr.strip():
@@ -231,29 +252,16 @@ def iter_chunks(
     p = _check_file(path)
     probe(p)
     block = int(chunk_seconds * options.sample_rate) * 4
-    errf = tempfile.TemporaryFile()
-    proc = subprocess.Popen(_ffmpeg_cmd(p, options), stdout=subprocess.PIPE, stderr=errf)
     total = 0
-    try:
-        assert proc.stdout is not None
+    with _Decoder(p, options) as dec:
         while True:
-            data = proc.stdout.read(block)
+            data = dec.stdout.read(block)
             if not data:
                 break
             data = data[: len(data) - len(data) % 4]
             total += len(data)
             yield np.frombuffer(data, dtype=np.float32).copy()
-        rc = proc.wait()
-        errf.seek(0)
-        stderr = errf.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        errf.close()
-    if rc != 0:
-        raise _decode_error(p, stderr)
+        dec.finish()
     if total == 0:
         raise EmptyAudioError(f"{p.name} contains no audio samples (zero-length audio)")
 
