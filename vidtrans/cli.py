@@ -160,7 +160,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             try:
                 result = run(source, options, progress=bars)
             except VidtransError as exc:
-                if type(exc).__name__ == "PlaylistError":
+                from .download import PlaylistError  # light: yt-dlp is imported lazily
+
+                if isinstance(exc, PlaylistError):
                     entries = _playlist_entries(source, args) or []
                     print(f"{source}: playlist with {len(entries)} entries", file=sys.stderr)
                     pending[:0] = entries
