@@ -591,3 +591,18 @@ def test_cli_run_feed_captions_each_entry(site, tmp_path, monkeypatch, capsys):
     vtts = sorted(out.glob("*.vtt"))
     assert len(vtts) == 2 and all(v.read_text().startswith("WEBVTT") for v in vtts)
     assert len(list((tmp_path / "cache").rglob("audio.wav"))) == 2
+
+
+@pytest.mark.slow
+def test_make_demo_url_path(site, tmp_path, monkeypatch, capsys):
+    """`make demo URL=...` runs `vidtrans demo --url URL`: the main job on that URL instead of the sample."""
+    cli = _cli()
+    monkeypatch.setenv("VIDTRANS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    rc = cli.main(["-q", "demo", "--url", site.url("talk.mp4"), "--out", str(out), "--no-diarize",
+                   "--model", "tiny.en", "--beam-size", "1", "--formats", "vtt"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "demo input" not in captured.out  # the bundled sample was not used
+    vtts = list(out.glob("*.vtt"))
+    assert len(vtts) == 1 and "-->" in vtts[0].read_text()
