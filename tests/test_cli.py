@@ -97,3 +97,10 @@ def test_secret_values_never_printed_by_doctor(monkeypatch, capsys):
     out = capsys.readouterr()
     assert "DO-NOT-PRINT" not in out.out + out.err
     assert "ASSEMBLYAI_API_KEY" in out.out
+
+
+def test_models_command_lists_offline_models(capsys):
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.split()[:2] == ["base", "offline"] for line in lines), lines
+    assert any(line.split()[:2] == ["tiny.en", "offline"] for line in lines), lines

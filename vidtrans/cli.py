@@ -214,7 +214,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     from .models import list_models
 
     for m in list_models():
-        print(m)
+        state = "offline" if m.available else f"unavailable: {m.reason}"
+        print(f"{m.name:<10} {state:<12} {m.description}")
     return 0
 
 
