@@ -128,6 +128,18 @@ def _threads() -> None:
         pass
 
 
+def _best_of(repeat: int, fn):
+    """Run *fn* *repeat* times; return (fastest wall seconds, that run's result)."""
+    best = None
+    for _ in range(max(1, repeat)):
+        t = time.perf_counter()
+        out = fn()
+        dt = time.perf_counter() - t
+        if best is None or dt < best[0]:
+            best = (dt, out)
+    return best
+
+
 def run_vidtrans(model: str, items: list[dict], repeat: int, extra: dict, vad: bool, threads: int) -> dict:
     from vidtrans.transcribe import TranscribeOptions, transcribe
     from vidtrans.transcribe.local import get_model
@@ -138,15 +150,8 @@ def run_vidtrans(model: str, items: list[dict], repeat: int, extra: dict, vad: b
     load = time.perf_counter() - t0
     res = []
     for c in items:
-        best, text, lang = None, "", None
-        for _ in range(repeat):
-            t = time.perf_counter()
-            tr = transcribe(c["path"], opts)
-            dt = time.perf_counter() - t
-            if best is None or dt < best:
-                best, text, lang = dt, tr.text, tr.language
-            dur = tr.duration
-        res.append({"id": c["id"], "text": text, "language": lang, "seconds": best, "duration": dur})
+        best, tr = _best_of(repeat, lambda: transcribe(c["path"], opts))
+        res.append({"id": c["id"], "text": tr.text, "language": tr.language, "seconds": best, "duration": tr.duration})
     return {"load": load, "threads": choice.cpu_threads, "clips": res}
 
 
@@ -160,17 +165,14 @@ def run_plain(model: str, items: list[dict], repeat: int, threads: int) -> dict:
     t0 = time.perf_counter()
     m = WhisperModel(str(resolve_model(model)), device=choice.device, compute_type=choice.compute_type, cpu_threads=choice.cpu_threads)
     load = time.perf_counter() - t0
+    def once(path):
+        segs, info = m.transcribe(path, beam_size=5, word_timestamps=True)
+        return " ".join(s.text.strip() for s in segs), info  # joining drains the lazy generator
+
     res = []
     for c in items:
-        best, text, lang = None, "", None
-        for _ in range(repeat):
-            t = time.perf_counter()
-            segs, info = m.transcribe(c["path"], beam_size=5, word_timestamps=True)
-            txt = " ".join(s.text.strip() for s in segs)
-            dt = time.perf_counter() - t
-            if best is None or dt < best:
-                best, text, lang = dt, txt, info.language
-        res.append({"id": c["id"], "text": text, "language": lang, "seconds": best, "duration": info.duration})
+        best, (text, info) = _best_of(repeat, lambda: once(c["path"]))
+        res.append({"id": c["id"], "text": text, "language": info.language, "seconds": best, "duration": info.duration})
     return {"load": load, "threads": choice.cpu_threads, "clips": res}
 
 

@@ -65,6 +65,15 @@ def shared_manifest(shared_eval: Path) -> dict:
     return json.loads((shared_eval / "manifest.json").read_text())
 
 
+def run_notebook(nb: Path, out: Path, timeout: int | None = None, **parameters):
+    """Execute *nb* headless with papermill (kernel python3, cwd = its folder) into *out*."""
+    pm = pytest.importorskip("papermill")
+    return pm.execute_notebook(
+        str(nb), str(out), parameters=parameters, kernel_name="python3", cwd=str(nb.parent),
+        progress_bar=False, execution_timeout=timeout,
+    )
+
+
 def ffmpeg(*args: str) -> None:
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg is not installed")

@@ -558,13 +558,10 @@ def test_real_output_vtt_round_trip_and_validation(real_transcript, tmp_path):
 # --------------------------------------------------------------------------- notebook
 @pytest.mark.slow
 def test_notebook_runs_headless(tmp_path):
-    pm = pytest.importorskip("papermill")
-    nb = ROOT / "notebooks" / "05_captions.ipynb"
+    from conftest import run_notebook
+
     out_dir = tmp_path / "captions"
-    pm.execute_notebook(
-        str(nb), str(tmp_path / "out.ipynb"), parameters={"out_dir": str(out_dir)},
-        kernel_name="python3", cwd=str(nb.parent), progress_bar=False,
-    )
+    run_notebook(ROOT / "notebooks" / "05_captions.ipynb", tmp_path / "out.ipynb", out_dir=str(out_dir))
     written = {p.suffix for p in out_dir.iterdir()}
     assert {".vtt", ".srt", ".json", ".txt"} <= written
     assert validate_vtt(next(out_dir.glob("*.vtt"))).ok

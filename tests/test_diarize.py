@@ -390,15 +390,10 @@ def test_fix_torchaudio_script_is_idempotent():
 # --------------------------------------------------------------------------- notebook
 @pytest.mark.slow
 def test_notebook_runs_headless(tmp_path):
-    papermill = pytest.importorskip("papermill")
-    nb = ROOT / "notebooks" / "03_diarize.ipynb"
-    if not nb.exists():
-        pytest.skip("notebook not generated")
+    from conftest import run_notebook
+
     env_before = os.environ.get("VIDTRANS_SHARED_EVAL")
-    papermill.execute_notebook(
-        str(nb), str(tmp_path / "out.ipynb"), kernel_name="python3", cwd=str(nb.parent),
-        progress_bar=False,
-    )
+    run_notebook(ROOT / "notebooks" / "03_diarize.ipynb", tmp_path / "out.ipynb")
     assert os.environ.get("VIDTRANS_SHARED_EVAL") == env_before
 
 

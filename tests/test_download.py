@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ffmpeg
+from conftest import ffmpeg, run_notebook
 from httpfixtures import LoopbackServer, free_port, http_server, write_html_page, write_rss_feed  # noqa: F401
 
 pytest.importorskip("yt_dlp")
@@ -539,14 +539,12 @@ def test_cli_run_url_end_to_end(site, tmp_path, monkeypatch, capsys, sample_refe
 
 # --------------------------------------------------------------------------- notebook
 def _run_notebook(tmp_path: Path, parameters: dict) -> dict:
-    pm = pytest.importorskip("papermill")
     nb = ROOT / "notebooks" / "01_download.ipynb"
     out = tmp_path / "01_download.out.ipynb"
     env_before = os.environ.get("VIDTRANS_CACHE")
     os.environ["VIDTRANS_CACHE"] = str(tmp_path / "nbcache")
     try:
-        pm.execute_notebook(str(nb), str(out), parameters=parameters, kernel_name="python3", cwd=str(ROOT / "notebooks"),
-                            progress_bar=False, execution_timeout=240)
+        run_notebook(nb, out, timeout=240, **parameters)
     finally:
         if env_before is None:
             os.environ.pop("VIDTRANS_CACHE", None)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_notebook
 from vidtrans.cli import main
 from vidtrans.pipeline import PipelineOptions, run
 from vidtrans.schema import Transcript
@@ -40,20 +41,15 @@ def test_pipeline_silent_file_gives_empty_captions(tmp_path, silent_wav):
     assert vtt.strip() == "WEBVTT"
 
 
-def _papermill(nb: Path, out: Path, **params):
-    pm = pytest.importorskip("papermill")
-    return pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name="python3", cwd=str(nb.parent), progress_bar=False)
-
-
 def test_setup_notebook_headless(tmp_path):
-    _papermill(ROOT / "notebooks" / "00_setup.ipynb", tmp_path / "00.ipynb")
+    run_notebook(ROOT / "notebooks" / "00_setup.ipynb", tmp_path / "00.ipynb")
     text = (tmp_path / "00.ipynb").read_text()
     assert '"output_type": "error"' not in text and "offline models" in text
 
 
 def test_colab_setup_notebook_outside_colab_reads_no_secret_values(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_SECRETVALUE_never_in_notebook")
-    _papermill(ROOT / "colab_setup.ipynb", tmp_path / "colab.ipynb", install=False)
+    run_notebook(ROOT / "colab_setup.ipynb", tmp_path / "colab.ipynb", install=False)
     text = (tmp_path / "colab.ipynb").read_text()
     assert "install skipped" in text
     assert "hf_SECRETVALUE" not in text and "HF_TOKEN" in text

@@ -287,14 +287,11 @@ def test_hallucination_filter_rules():
 # --------------------------------------------------------------------------- notebook
 @pytest.mark.slow
 def test_notebook_runs_headless(tmp_path):
-    papermill = pytest.importorskip("papermill")
-    nb = ROOT / "notebooks" / "02_transcribe.ipynb"
+    from conftest import run_notebook
+
     out_dir = tmp_path / "out"
-    papermill.execute_notebook(
-        str(nb), str(tmp_path / "run.ipynb"), kernel_name="python3", cwd=str(nb.parent),
-        parameters={"output_dir": str(out_dir), "compare_with": "faster-whisper", "compare_model": "tiny.en"},
-        progress_bar=False,
-    )
+    run_notebook(ROOT / "notebooks" / "02_transcribe.ipynb", tmp_path / "run.ipynb",
+                 output_dir=str(out_dir), compare_with="faster-whisper", compare_model="tiny.en")
     saved = list(out_dir.glob("*.json"))
     assert len(saved) == 1
     t = Transcript.load(saved[0])
