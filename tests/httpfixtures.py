@@ -103,11 +103,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, head: bool) -> None:
         owner = self.server.owner
-        owner._enter()
+        path = unquote(urlsplit(self.path).path)
+        owner._enter(path)
         try:
             self._serve_inner(head)
         finally:
-            owner._leave()
+            owner._leave(path)
 
     def _serve_inner(self, head: bool) -> None:
         owner = self.server.owner
@@ -247,6 +248,10 @@ class LoopbackServer:
         #: most requests handled at the same time so far (concurrency check)
         self.max_in_flight = 0
         self._in_flight = 0
+        #: most distinct paths being served at the same time (items processed concurrently;
+        #: a client's abandoned probe of the same file still being answered does not count twice)
+        self.max_paths_in_flight = 0
+        self._paths_in_flight: dict[str, int] = {}
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -347,14 +352,19 @@ class LoopbackServer:
             return None
 
     # ------------------------------------------------------------------ log
-    def _enter(self) -> None:
+    def _enter(self, path: str) -> None:
         with self._lock:
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
+            self._paths_in_flight[path] = self._paths_in_flight.get(path, 0) + 1
+            self.max_paths_in_flight = max(self.max_paths_in_flight, len(self._paths_in_flight))
 
-    def _leave(self) -> None:
+    def _leave(self, path: str) -> None:
         with self._lock:
             self._in_flight -= 1
+            self._paths_in_flight[path] -= 1
+            if not self._paths_in_flight[path]:
+                del self._paths_in_flight[path]
 
     def _record(self, req: Request) -> None:
         with self._lock:
@@ -370,6 +380,7 @@ class LoopbackServer:
         with self._lock:
             self.requests.clear()
             self.max_in_flight = 0
+            self.max_paths_in_flight = 0
 
     # ------------------------------------------------------------------ internals
     def _resolve(self, path: str) -> Path | None:

@@ -419,10 +419,12 @@ def test_fetch_many_runs_bounded_workers(site, opts):
     for name in names:  # answer each media request late so that overlapping requests can be seen
         site.add_fault(name, delay=0.25, times=None, methods=("GET",))
     serial = dl.fetch_many([site.url(n) for n in names], dl.DownloadOptions(cache_dir=opts.cache_dir / "1", workers=1))
-    assert all(i.ok for i in serial) and site.max_in_flight == 1
+    # yt-dlp may abandon its probe of a file while the server still answers it, so count
+    # distinct files being served at once: that is how many items were worked on together
+    assert all(i.ok for i in serial) and site.max_paths_in_flight == 1
     site.clear_log()
     parallel = dl.fetch_many([site.url(n) for n in names], dl.DownloadOptions(cache_dir=opts.cache_dir / "2", workers=2))
-    assert all(i.ok for i in parallel) and site.max_in_flight == 2
+    assert all(i.ok for i in parallel) and site.max_paths_in_flight == 2
     assert [i.media.id for i in parallel] == ["a", "b"]
 
 
