@@ -94,3 +94,17 @@ def test_atomic_path_keeps_old_file_on_failure(tmp_path):
     assert target.read_text() == "old"
     assert sorted(os.listdir(tmp_path)) == ["out.vtt"]
     assert stat.S_ISREG(target.stat().st_mode)
+
+
+def test_join_words_keeps_engine_spacing():
+    from vidtrans.schema import join_words, segments_from_words
+
+    # faster-whisper tokens carry their own leading space: "self-love" is two tokens, one word
+    assert join_words([" Self", "-love", " is", " not", " so", " vile"]) == "Self-love is not so vile"
+    assert join_words([" I", " don't", " know."]) == "I don't know."
+    # CJK: no spaces between characters, a space before a spaced word
+    assert join_words(["你", "好", " ok"]) == "你好 ok"
+    # legacy bare words (old JSON, hand-built) are joined with spaces
+    assert join_words(["Hello", "world"]) == "Hello world"
+    seg = segments_from_words([Word(0.0, 0.5, " self"), Word(0.5, 0.9, "-love")])
+    assert seg.text == "self-love"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -83,7 +84,14 @@ class _Record:
 # --------------------------------------------------------------------------- records
 @dataclass(frozen=True)
 class Word(_Record):
-    """One recognised word with its timing."""
+    """One recognised word with its timing.
+
+    ``text`` is the word as the engine wrote it, *including* its leading space
+    (faster-whisper's and openai-whisper's convention: ``" self"``, ``"-love"``,
+    ``" don't"``; CJK characters carry none).  Join words with
+    :func:`join_words`, never with ``" ".join``, so ``self-love`` stays one word.
+    Engines that return bare words (cloud APIs) prefix a space themselves.
+    """
 
     start: float
     end: float
@@ -245,10 +253,36 @@ class Transcript(_Record):
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
 
 
+_NO_SPACE_CHAR = re.compile(
+    "[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]"
+)
+
+
+def join_words(words: Iterable[Word | str]) -> str:
+    """The text of *words* as the engine spaced it.
+
+    Words carry their own leading space (see :class:`Word`), so they are
+    concatenated.  Legacy or hand-built words with no leading space at all are
+    joined with single spaces (none between two CJK/Thai characters).
+    """
+    texts = [w if isinstance(w, str) else w.text for w in words]
+    texts = [t for t in texts if t and t.strip()]
+    if not texts:
+        return ""
+    if any(t[0].isspace() for t in texts[1:]):
+        return " ".join("".join(texts).split())
+    out = ""
+    for t in (t.strip() for t in texts):
+        if out and not (_NO_SPACE_CHAR.match(out[-1]) and _NO_SPACE_CHAR.match(t[0])):
+            out += " "
+        out += t
+    return out
+
+
 def segments_from_words(words: Iterable[Word], **segment_fields: Any) -> Segment:
-    """Build one segment spanning *words* (text joined with spaces)."""
+    """Build one segment spanning *words* (text joined as the engine spaced it)."""
     words = tuple(words)
     if not words:
         raise ValueError("segments_from_words needs at least one word")
-    text = " ".join(w.text.strip() for w in words)
+    text = join_words(words)
     return Segment(words[0].start, words[-1].end, text, words=words, **segment_fields)
