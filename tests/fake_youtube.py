@@ -470,3 +470,65 @@ class FakeYouTube:
             return 200, {}, {"access_token": self._new_access_token(scope), "expires_in": 3599, "scope": scope,
                              "token_type": "Bearer"}
         return 400, {}, {"error": "unsupported_grant_type"}
+
+
+# --------------------------------------------------------------------------- Gemini as a translator
+class FakeGeminiTranslator:
+    """``models/{m}:generateContent`` answering translation prompts word by word from a small dictionary.
+
+    It reads the numbered segments the prompt carries (the JSON list after the
+    prompt's last blank line) and answers ``{"segments": [{"id", "text"}]}``;
+    words missing from :data:`EN_DE` come back unchanged.  *drop_ids* are left
+    out of the answer (an incomplete translation).
+    """
+
+    EN_DE = {"hello": "hallo", "and": "und", "welcome": "willkommen", "thanks": "danke", "for": "für",
+             "having": "dass", "me": "ich", "this": "dies", "is": "ist", "a": "ein", "test": "Test",
+             "of": "von", "the": "die", "captions": "Untertitel", "good": "gut", "morning": "Morgen"}
+
+    def __init__(self, api_key: str, drop_ids: tuple[int, ...] = ()):
+        from fake_services import FakeServer
+
+        outer = self
+        self.api_key = api_key
+        self.drop_ids = set(drop_ids)
+        self.prompts: list[str] = []
+
+        class _Server(FakeServer):
+            def handle(self, req):
+                return outer.handle(req)
+
+        self.server = _Server()
+        self.url = self.server.url
+
+    def __enter__(self):
+        self.server.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.__exit__(*exc)
+
+    def translate_text(self, text: str) -> str:
+        out = []
+        for tok in text.split():
+            core = tok.strip(".,!?;:")
+            tail = tok[len(core):] if tok.startswith(core) else ""
+            word = self.EN_DE.get(core.lower(), core)
+            out.append((word[:1].upper() + word[1:] if core[:1].isupper() else word) + tail)
+        return " ".join(out)
+
+    def handle(self, req):
+        if req["headers"].get("x-goog-api-key") != self.api_key:
+            return 400, {}, {"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.",
+                                       "status": "INVALID_ARGUMENT"}}
+        if not re.fullmatch(r"/v1\w*/models/[\w.\-]+:generateContent", req["path"]):
+            return 404, {}, {"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}}
+        body = json.loads(req["body"])
+        prompt = body["contents"][0]["parts"][0]["text"]
+        self.prompts.append(prompt)
+        items = json.loads(prompt.rsplit("\n\n", 1)[1])
+        answer = {"segments": [{"id": it["id"], "text": self.translate_text(it["text"])}
+                               for it in items if it["id"] not in self.drop_ids]}
+        return 200, {}, {"candidates": [{"content": {"role": "model", "parts": [{"text": json.dumps(answer)}]},
+                                         "finishReason": "STOP", "index": 0}],
+                         "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 10, "totalTokenCount": 20}}

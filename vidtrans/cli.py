@@ -384,16 +384,10 @@ def cmd_upload(args: argparse.Namespace) -> int:
         return 0
     if args.from_dir:
         if args.translate:
-            from .schema import Transcript
+            from .translate import translate_run_dir
 
-            for js in sorted(Path(args.from_dir).glob("*.json")):
-                try:
-                    t = Transcript.load(js)
-                except (ValueError, TypeError, KeyError):
-                    continue
-                if t.media is not None and t.segments:
-                    langs = [lang for lang in args.translate if lang.split("-")[0] != (t.language or "").split("-")[0]]
-                    _translate_outputs(t, js.with_suffix(""), langs, args)
+            for path in translate_run_dir(args.from_dir, args.translate, engine=args.translate_engine):
+                print(f"translated {path.suffixes[-2].lstrip('.')}: {path}")
         jobs = upload.jobs_from_dir(args.from_dir)
     else:
         if len(args.target) != 2 or not args.language:

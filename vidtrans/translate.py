@@ -203,3 +203,28 @@ def write_translation(translated: Transcript, out_base: str | os.PathLike, forma
         raise ConfigurationError("the translated transcript has no language")
     return captions.write(translated, f"{os.fspath(out_base)}.{translated.language}", formats=tuple(formats),
                           options=options)
+
+
+def translate_run_dir(out_dir: str | os.PathLike, languages: Sequence[str], *, engine: str = "auto",
+                      options: Any = None) -> list[Path]:
+    """Write ``<stem>.<lang>.vtt`` next to each transcript JSON of a ``vidtrans run`` output directory.
+
+    Languages equal to a transcript's own are skipped; English uses
+    Whisper's translate task on the cached audio when it is still there.
+    """
+    written: list[Path] = []
+    for js in sorted(Path(out_dir).glob("*.json")):
+        try:
+            t = Transcript.load(js)
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+            continue
+        if not t.segments:
+            continue
+        audio = t.media.audio_path if t.media and t.media.audio_path and Path(t.media.audio_path).exists() else None
+        for lang in languages:
+            if _base(lang) == _base(t.language):
+                continue
+            out = translate(t, lang, audio=audio, engine=engine)
+            written.append(write_translation(out, js.with_suffix(""), ("vtt",), options)["vtt"])
+            log.info("wrote %s", written[-1])
+    return written

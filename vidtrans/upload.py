@@ -811,6 +811,18 @@ def publish(video: str, caption_file: str | os.PathLike, language: str, name: st
     return next(iter(publish_many([job], options)))
 
 
+def results_html(results: Iterable[PublishResult]) -> str:
+    """An HTML table of publish (or plan) results for notebooks."""
+    import html as _html
+
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{_html.escape(str(v))}</td>" for v in (
+            r.action, r.video, r.language, r.name, r.track_id or "", r.units, Path(r.caption_file).name)) + "</tr>"
+        for r in results)
+    head = "".join(f"<th>{h}</th>" for h in ("action", "video", "language", "name", "track", "units", "file"))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
 def list_tracks(video: str, options: UploadOptions | None = None) -> list[Track]:
     """Caption tracks of *video*, YouTube's automatic ``asr`` track included (50 units)."""
     return YouTube(options).list(video)
@@ -898,5 +910,5 @@ __all__ = [
     "PublishResult", "QuotaBudgetError", "ReauthorizationRequiredError", "Track", "TransientYouTubeError",
     "UploadOptions", "VideoNotFoundError", "YouTube", "YouTubeError", "YouTubeQuotaExceededError",
     "build_service", "check_caption_file", "delete_track", "discovery_document", "download_track",
-    "jobs_from_dir", "list_tracks", "media_video_id", "pacific_day", "plan", "publish", "publish_many", "video_id",
+    "jobs_from_dir", "list_tracks", "media_video_id", "pacific_day", "plan", "results_html", "publish", "publish_many", "video_id",
 ]
