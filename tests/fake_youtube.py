@@ -250,14 +250,6 @@ class FakeYouTube:
                 return f
         return None
 
-    def _charge(self, route: str):
-        cost = COSTS[route]
-        if self.quota_used + cost > self.quota_limit:
-            return api_error(403, "quotaExceeded", "The request cannot be completed because you have exceeded "
-                             "your quota.")
-        self.quota_used += cost
-        return None
-
     def _resource(self, t: FakeTrack) -> dict[str, Any]:
         return {"kind": "youtube#caption", "etag": hashlib.md5(t.content).hexdigest(), "id": t.id, "snippet": {
             "videoId": t.video, "lastUpdated": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(t.updated)),
@@ -292,10 +284,12 @@ class FakeYouTube:
             return 0, {}, b"", "reset"
         if fault is not None and fault.status:
             return (*api_error(fault.status, fault.reason or "backendError"), None)
-        charged = self._charge(route)
-        if charged is not None:
-            return (*charged, None)
+        if self.quota_used + COSTS[route] > self.quota_limit:
+            return (*api_error(403, "quotaExceeded", "The request cannot be completed because you have exceeded "
+                               "your quota."), None)
         out = getattr(self, f"_{route}")(req)
+        if out[0] < 400:  # refused requests are not charged here (YouTube charges them at least 1 unit)
+            self.quota_used += COSTS[route]
         return (*out, "drop" if fault is not None and fault.drop else None)
 
     def _route(self, req: dict[str, Any]) -> str:

@@ -86,6 +86,26 @@ def test_cli_upload_prints_one_line_per_track(srv, tmp_path, capsys):
     assert srv.standard_tracks(VID) == []
 
 
+def test_cli_auth_console_flow(srv, tmp_path, monkeypatch, capsys):
+    import requests
+
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the fake token endpoint is plain http (tests only)
+    youtube_auth.token_path().unlink()
+    secrets_file = tmp_path / "client_secret.json"
+    secrets_file.write_text(json.dumps(srv.client_secrets()))
+
+    def user(prompt: str) -> str:
+        url = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("http"))
+        return requests.get(url, allow_redirects=False, timeout=10).headers["Location"]
+
+    monkeypatch.setattr("builtins.input", user)
+    assert main(["auth", "youtube", "--client-secrets", str(secrets_file), "--console"]) == 0
+    assert capsys.readouterr().out == f"authorised; token stored in {youtube_auth.token_path()}\n"
+    assert json.loads(youtube_auth.token_path().read_text())["refresh_token"] in srv.refresh_tokens
+    assert main(["auth", "youtube", "--client-secrets", str(tmp_path / "missing.json")]) == 2
+    assert "Desktop app" in capsys.readouterr().err
+
+
 def test_cli_errors_are_one_line_with_exit_codes(srv, tmp_path, capsys):
     bad = tmp_path / "bad.vtt"
     bad.write_text("WEBVTT\n\n00:00:02.000 --> 00:00:01.000\nbackwards\n")

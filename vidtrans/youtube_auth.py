@@ -227,8 +227,11 @@ def _fetch_token(flow: Any, **kwargs: Any) -> None:
                                   engine="youtube") from exc
 
 
-def console_flow(flow: Any, *, input_fn: Callable[[str], str] = input, print_fn: Callable[[str], None] = print) -> Any:
+def console_flow(flow: Any, *, input_fn: Callable[[str], str] | None = None,
+                 print_fn: Callable[[str], None] | None = None) -> Any:
     """Paste-back flow for Colab/remote machines: print the URL, read the redirected address back."""
+    input_fn = input_fn or input
+    print_fn = print_fn or print
     flow.redirect_uri = CONSOLE_REDIRECT_URI
     auth_url, state = flow.authorization_url(access_type="offline", prompt="consent")
     print_fn(
@@ -266,8 +269,8 @@ def authorize(
     browser: str | None = None,
     open_browser: bool = True,
     timeout: float | None = 300,
-    input_fn: Callable[[str], str] = input,
-    print_fn: Callable[[str], None] = print,
+    input_fn: Callable[[str], str] | None = None,
+    print_fn: Callable[[str], None] | None = None,
 ) -> Path:
     """Run the OAuth flow that suits this environment; store the token (0600); return its path.
 
@@ -279,6 +282,14 @@ def authorize(
     flow = _flow(client_secrets)
     if console is None:
         console = in_colab()
+    if not console and open_browser:
+        import webbrowser
+
+        try:
+            webbrowser.get(browser)
+        except webbrowser.Error:
+            log.warning("no web browser found on this machine: using the paste-back flow instead")
+            console = True
     if console:
         creds = console_flow(flow, input_fn=input_fn, print_fn=print_fn)
     else:
