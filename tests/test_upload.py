@@ -291,6 +291,18 @@ def test_list_download_delete_including_asr(srv, vtt):
     assert f"{VID}|en|vidtrans" not in ledger()["tracks"]
 
 
+def test_compare_with_youtube_asr_track(srv, vtt):
+    srv.add_track(VID, "en", "", b"WEBVTT\n\n00:00:00.000 --> 00:00:02.000\nhello and welcome\n\n"
+                                 b"00:00:02.000 --> 00:00:04.000\nthanks for having him\n", kind="asr")
+    c = upload.compare_with_asr(VID, vtt, opts())
+    # ours: "hello and welcome thanks for having me" vs asr "... having him": 1 substitution in 7 words
+    assert (c.asr_words, c.words) == (7, 7) and c.difference == pytest.approx(1 / 7)
+    assert srv.calls == ["list", "download"]
+    srv.tracks.clear()
+    with pytest.raises(upload.CaptionNotFoundError, match="no automatic"):
+        upload.compare_with_asr(VID, vtt, opts())
+
+
 def test_dry_run_plans_from_the_ledger_without_requests(srv, vtt, tmp_path):
     other = tmp_path / "b.vtt"
     other.write_text(VTT)

@@ -382,6 +382,11 @@ def cmd_upload(args: argparse.Namespace) -> int:
         upload.delete_track(args.delete, options)
         print(f"deleted {args.delete}")
         return 0
+    if args.compare_asr:
+        if len(args.target) != 2:
+            raise ConfigurationError("--compare-asr takes VIDEO CAPTION_FILE")
+        print(upload.compare_with_asr(args.target[0], args.target[1], options))
+        return 0
     if args.from_dir:
         if args.translate:
             from .translate import translate_run_dir
@@ -505,6 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="vtt", choices=["vtt", "srt"], help="format for --download")
     p.add_argument("--output", "-o", default=None, help="file for --download (default: stdout)")
     p.add_argument("--delete", default=None, metavar="TRACK_ID", help="delete a track")
+    p.add_argument("--compare-asr", dest="compare_asr", action="store_true",
+                   help="with VIDEO CAPTION_FILE: word difference against YouTube's automatic captions (250 units)")
     add_upload_flags(p)
     p.set_defaults(func=cmd_upload)
 

@@ -844,6 +844,56 @@ def delete_track(track_id: str, options: UploadOptions | None = None) -> None:
     YouTube(options).delete(track_id)
 
 
+@dataclass(frozen=True)
+class AsrComparison:
+    """How far a caption file's words are from YouTube's automatic (asr) track of the same video."""
+
+    video: str
+    asr_track: str
+    asr_words: int
+    words: int
+    #: word error rate of the file's words against the asr track's (agreement, not accuracy: neither is a reference)
+    difference: float
+
+    def __str__(self) -> str:
+        return (f"YouTube asr track {self.asr_track}: {self.asr_words} words; file: {self.words} words; "
+                f"word difference vs asr: {100 * self.difference:.1f}%")
+
+
+def _caption_words(text: str, fmt: str) -> str:
+    import tempfile
+
+    from .captions import read_captions
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d, f"c.{fmt}")
+        p.write_text(text, encoding="utf-8")
+        t = read_captions(p, format=fmt)
+    words = re.findall(r"[\w']+", " ".join(s.text for s in t.segments).lower())
+    return " ".join(words)
+
+
+def compare_with_asr(video: str, caption_file: str | os.PathLike, options: UploadOptions | None = None) -> AsrComparison:
+    """Compare *caption_file* with YouTube's automatic captions of *video* (list 50 + download 200 units)."""
+    try:
+        import jiwer
+    except ImportError as exc:
+        from .errors import MissingDependencyError
+
+        raise MissingDependencyError("jiwer", purpose="comparing with YouTube's automatic captions") from exc
+    fmt = check_caption_file(caption_file)
+    yt = YouTube(options)
+    vid = video_id(video)
+    asr = next((t for t in yt.list(vid) if t.kind == "asr"), None)
+    if asr is None:
+        raise CaptionNotFoundError(f"{vid} has no automatic (asr) caption track to compare with", "captionNotFound", 404)
+    theirs = _caption_words(yt.download(asr.id, "vtt").decode("utf-8", "replace"), "vtt")
+    ours = _caption_words(Path(caption_file).read_text(encoding="utf-8"), fmt)
+    if not theirs:
+        raise CaptionNotFoundError(f"YouTube's asr track {asr.id} of {vid} has no words", "captionNotFound", 404)
+    return AsrComparison(vid, asr.id, len(theirs.split()), len(ours.split()), float(jiwer.wer(theirs, ours or "")))
+
+
 # --------------------------------------------------------------------------- run directories
 _LANG_SUFFIX = re.compile(r"^(?P<stem>.+)\.(?P<lang>[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*)$")
 
@@ -905,10 +955,10 @@ def jobs_from_dir(out_dir: str | os.PathLike, *, name: str | None = None, draft:
 
 
 __all__ = [
-    "COSTS", "CaptionExistsError", "CaptionJob", "CaptionNotFoundError", "ContentRequiredError",
+    "COSTS", "AsrComparison", "CaptionExistsError", "CaptionJob", "CaptionNotFoundError", "ContentRequiredError",
     "InsufficientPermissionsError", "InvalidUploadError", "Ledger", "NotVideoOwnerError", "Plan",
     "PublishResult", "QuotaBudgetError", "ReauthorizationRequiredError", "Track", "TransientYouTubeError",
     "UploadOptions", "VideoNotFoundError", "YouTube", "YouTubeError", "YouTubeQuotaExceededError",
-    "build_service", "check_caption_file", "delete_track", "discovery_document", "download_track",
+    "build_service", "check_caption_file", "compare_with_asr", "delete_track", "discovery_document", "download_track",
     "jobs_from_dir", "list_tracks", "media_video_id", "pacific_day", "plan", "results_html", "publish", "publish_many", "video_id",
 ]
