@@ -110,6 +110,8 @@ class FakeYouTube:
         self.sessions: dict[str, dict[str, Any]] = {}
         self.faults: list[FakeFault] = []
         self.stale_lists = 0
+        #: scope granted at the consent screen instead of the requested one (None: as requested)
+        self.grant_scope: str | None = None
         self.requests: list[dict[str, Any]] = []
         self.incomplete: list[tuple[str, str]] = []  # requests whose body never fully arrived
         self.calls: list[str] = []        # API routes in order (list, insert, update, ...)
@@ -451,10 +453,11 @@ class FakeYouTube:
                 return 400, {}, {"error": "invalid_grant", "error_description": "Invalid code verifier."}
             if form.get("redirect_uri") != c["redirect_uri"]:
                 return 400, {}, {"error": "redirect_uri_mismatch", "error_description": "Bad Request"}
-            body = {"access_token": self._new_access_token(c["scope"]), "expires_in": 3599, "scope": c["scope"],
+            scope = self.grant_scope or c["scope"]  # granular consent: the user may untick scopes
+            body = {"access_token": self._new_access_token(scope), "expires_in": 3599, "scope": scope,
                     "token_type": "Bearer"}
             if c["access_type"] == "offline":
-                body["refresh_token"] = self.issue_refresh_token(c["scope"])
+                body["refresh_token"] = self.issue_refresh_token(scope)
             return 200, {}, body
         if grant == "refresh_token":
             rt = form.get("refresh_token", "")

@@ -433,6 +433,15 @@ def test_console_paste_back_flow(srv, client_secrets):
         youtube_auth.authorize(client_secrets, console=True, input_fn=wrong, print_fn=printed.append)
 
 
+def test_consent_without_the_youtube_scope_is_refused(srv, client_secrets):
+    srv.grant_scope = "openid"  # the user unticked the YouTube box on the consent screen
+    browser = ScriptedBrowser()
+    webbrowser.register("vidtrans-scripted-2", None, browser)
+    with pytest.raises(youtube_auth.AuthenticationError, match="did not grant .*youtube.force-ssl"):
+        youtube_auth.authorize(client_secrets, console=False, browser="vidtrans-scripted-2", timeout=20)
+    assert not youtube_auth.token_path().exists()
+
+
 def test_missing_token_headless_never_prompts(srv, vtt, monkeypatch):
     youtube_auth.token_path().unlink()
     monkeypatch.setattr("builtins.input", lambda *a: pytest.fail("headless run prompted"))

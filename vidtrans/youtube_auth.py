@@ -221,10 +221,18 @@ def _fetch_token(flow: Any, **kwargs: Any) -> None:
     oauth2_errors = _require("oauthlib.oauth2.rfc6749.errors", "oauthlib")
     try:
         flow.fetch_token(**kwargs)
+    except Warning as exc:  # oauthlib raises "Scope has changed" when the user unticked the YouTube scope
+        raise _scope_error() from exc
     except oauth2_errors.OAuth2Error as exc:
         # the description is Google's, e.g. "invalid_grant: Bad Request"; it never holds the code or secret
         raise AuthenticationError(f"Google refused the authorisation ({exc.error}): {REAUTH_HINT}",
                                   engine="youtube") from exc
+
+
+def _scope_error() -> AuthenticationError:
+    return AuthenticationError(f"the authorisation did not grant {SCOPE}: authorise again and tick 'See, edit, and "
+                               "permanently delete your YouTube videos, ratings, comments and captions' on Google's "
+                               "consent screen", engine="youtube")
 
 
 def console_flow(flow: Any, *, input_fn: Callable[[str], str] | None = None,
@@ -309,11 +317,12 @@ def authorize(
                                       engine="youtube") from exc
         except oauth2_errors.OAuth2Error as exc:
             raise AuthenticationError(f"Google refused the authorisation ({exc.error})", engine="youtube") from exc
+        except Warning as exc:  # "Scope has changed": the YouTube scope was not granted
+            raise _scope_error() from exc
     granted = creds.granted_scopes or creds.scopes or ()
     granted = set(granted.split() if isinstance(granted, str) else granted)
     if SCOPE not in granted:
-        raise AuthenticationError(f"the authorisation did not grant {SCOPE}; allow 'manage your YouTube videos' "
-                                  "on the consent screen", engine="youtube")
+        raise _scope_error()
     if not creds.refresh_token:
         raise AuthenticationError("Google returned no refresh token; revoke vidtrans's access in your Google "
                                   "account settings and authorise again", engine="youtube")
