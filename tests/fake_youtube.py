@@ -55,6 +55,7 @@ class FakeFault:
     drop: bool = False
     reset: bool = False
     times: int = 1
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -285,7 +286,8 @@ class FakeYouTube:
         if fault is not None and fault.reset:
             return 0, {}, b"", "reset"
         if fault is not None and fault.status:
-            return (*api_error(fault.status, fault.reason or "backendError"), None)
+            status, headers, payload = api_error(fault.status, fault.reason or "backendError")
+            return status, {**headers, **fault.headers}, payload, None
         if self.quota_used + COSTS[route] > self.quota_limit:
             return (*api_error(403, "quotaExceeded", "The request cannot be completed because you have exceeded "
                                "your quota."), None)

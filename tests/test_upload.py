@@ -140,6 +140,13 @@ def test_503_twice_then_success_with_backoff_and_jitter(srv, vtt):
     assert 0.005 <= sleeps[0] <= 0.01 and 0.005 <= sleeps[1] <= 0.01 and 0.01 <= sleeps[2] <= 0.02
 
 
+def test_429_honours_retry_after(srv, vtt):
+    srv.add_fault("list", status=429, reason="rateLimitExceeded", headers={"Retry-After": "0.3"})
+    sleeps: list[float] = []
+    yt = YouTube(UploadOptions(retry_delay=0.01, max_retry_delay=5.0), sleep=sleeps.append)
+    assert yt.list(VID) == [] and sleeps == [0.3]
+
+
 def test_409_caption_exists_becomes_update(srv, vtt):
     old = srv.add_track(VID, "en", "vidtrans", b"WEBVTT\n\n00:00.000 --> 00:01.000\nold\n")
     srv.stale_lists = 1  # the first list misses it (eventual consistency), so an insert is tried
@@ -192,6 +199,16 @@ def test_not_the_owner_is_forbidden(srv, vtt):
     with pytest.raises(NotVideoOwnerError, match="does not own"):
         upload.publish(OTHERS, vtt, "en", options=opts())
     assert srv.calls == ["list"] and not srv.tracks
+
+
+def test_keep_going_reports_a_foreign_video_and_publishes_the_rest(srv, vtt, tmp_path):
+    jobs = [CaptionJob(OTHERS, str(vtt), "en"), CaptionJob("https://youtu.be/" + "x" * 11, str(vtt), "en"),
+            CaptionJob(VID, str(vtt), "en")]
+    results = list(upload.publish_many(jobs, opts(), keep_going=True))
+    assert [r.action for r in results] == ["failed", "failed", "inserted"]
+    assert "does not own" in results[0].error and "no such video" in results[1].error
+    assert str(results[0]).startswith(f"failed {OTHERS} en 'vidtrans': ")
+    assert len(srv.standard_tracks(VID)) == 1
 
 
 def test_missing_scope_is_insufficient_permissions(srv, vtt):

@@ -354,12 +354,15 @@ def _translate_outputs(transcript, out_base: Path, langs, args: argparse.Namespa
     return written
 
 
-def _print_publish(results) -> None:
-    total = 0
+def _print_publish(results) -> int:
+    """Print one line per track; return 1 when any track failed (the others were still published)."""
+    total, failed = 0, 0
     for r in results:
         total += r.units
-        print(r)
-    print(f"{total} quota units spent", file=sys.stderr)
+        failed += r.action == "failed"
+        print(r, file=sys.stderr if r.action == "failed" else sys.stdout)
+    print(f"{total} quota units spent" + (f"; {failed} tracks failed" if failed else ""), file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
@@ -405,8 +408,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(upload.plan(jobs, options).format())
         return 0
-    _print_publish(upload.publish_many(jobs, options))
-    return 0
+    return _print_publish(upload.publish_many(jobs, options, keep_going=len({j.video for j in jobs}) > 1))
 
 
 # --------------------------------------------------------------------------- parser

@@ -147,6 +147,9 @@ class ContentRequiredError(YouTubeError):
 class TransientYouTubeError(YouTubeError):
     """5xx, 429, rate limits or a transport failure: worth retrying."""
 
+    #: seconds the server asked to wait (Retry-After), when it said
+    retry_after: float | None = None
+
 
 class InvalidUploadError(VidtransError):
     """The caption file, video or language cannot be published; nothing was sent."""
@@ -470,7 +473,10 @@ def api_error(exc: Any, what: str) -> Exception:
             f"{detail}. The project's daily YouTube quota is used up; the batch stopped and the ledger "
             "keeps what was done: run the same command again after midnight Pacific time to resume")
     if status == 429 or status >= 500 or reason in ("rateLimitExceeded", "userRateLimitExceeded", "backendError"):
-        return TransientYouTubeError(detail, reason, status)
+        err = TransientYouTubeError(detail, reason, status)
+        with contextlib.suppress(TypeError, ValueError, AttributeError):
+            err.retry_after = float(exc.resp.get("retry-after"))
+        return err
     if reason in ("insufficientPermissions", "ACCESS_TOKEN_SCOPE_INSUFFICIENT"):
         return InsufficientPermissionsError(
             f"{detail}: the stored token lacks the youtube.force-ssl scope; {REAUTH_HINT}")
@@ -556,10 +562,14 @@ class YouTube:
             save_credentials(creds, self.options.token_file)
             self._saved_token = creds.token
 
-    def backoff(self, attempt: int) -> float:
-        """Exponential delay with jitter: uniform in [d/2, d], d = retry_delay * 2**attempt (capped)."""
+    def backoff(self, attempt: int, retry_after: float | None = None) -> float:
+        """Exponential delay with jitter: uniform in [d/2, d], d = retry_delay * 2**attempt (capped);
+        at least the server's Retry-After (capped too) when it gave one."""
         d = min(self.options.max_retry_delay, self.options.retry_delay * (2 ** attempt))
-        return self.rng.uniform(d / 2, d)
+        delay = self.rng.uniform(d / 2, d)
+        if retry_after:
+            delay = max(delay, min(retry_after, self.options.max_retry_delay))
+        return delay
 
     def call(self, what: str, method: str, make_request: Callable[[], Any], *, retry: bool = True) -> Any:
         """Charge the quota, execute, map errors; retry transient failures when *retry*.
@@ -592,7 +602,7 @@ class YouTube:
                 self.ledger.note(action="error", what=what, status=None, reason=type(exc).__name__)
             if not isinstance(err, TransientYouTubeError) or not retry or attempt >= self.options.retries:
                 raise err from cause
-            delay = self.backoff(attempt)
+            delay = self.backoff(attempt, getattr(err, "retry_after", None))
             log.warning("%s; retrying in %.1f s (%d/%d)", err, delay, attempt + 1, self.options.retries)
             self.sleep(delay)
             attempt += 1
@@ -656,8 +666,12 @@ class PublishResult:
     caption_file: str
     sha256: str
     draft: bool = False
+    #: why it failed (action "failed", only with ``keep_going``)
+    error: str | None = None
 
     def __str__(self) -> str:
+        if self.action == "failed":
+            return f"failed {self.video} {self.language} {self.name!r}: {self.error}"
         if self.action.startswith("would"):
             return f"{self.action} {self.video} {self.language} {self.name!r} ({self.units} units)"
         return f"{self.action} {self.track_id}"
@@ -769,7 +783,7 @@ def _publish_one(yt: YouTube, c: _Checked, tracks: list[Track]) -> PublishResult
         except TransientYouTubeError as exc:
             if attempt >= yt.options.retries:
                 raise
-            delay = yt.backoff(attempt)
+            delay = yt.backoff(attempt, exc.retry_after)
             log.warning("%s; listing the tracks again before retrying in %.1f s", exc, delay)
             yt.sleep(delay)
             attempt += 1
@@ -780,8 +794,13 @@ def _publish_one(yt: YouTube, c: _Checked, tracks: list[Track]) -> PublishResult
                 return result("inserted", found.id)
 
 
+#: refusals that concern one video or track; with keep_going the batch goes on with the next video
+_PER_VIDEO_ERRORS = (NotVideoOwnerError, VideoNotFoundError, CaptionNotFoundError, ContentRequiredError)
+
+
 def publish_many(jobs: Iterable[CaptionJob], options: UploadOptions | None = None, *,
-                 ledger: Ledger | None = None, client: YouTube | None = None) -> Iterator[PublishResult]:
+                 ledger: Ledger | None = None, client: YouTube | None = None,
+                 keep_going: bool = False) -> Iterator[PublishResult]:
     """Publish each job as its own track; yield one result per job as it completes.
 
     All files are validated before the first request.  Jobs of one video
@@ -789,7 +808,10 @@ def publish_many(jobs: Iterable[CaptionJob], options: UploadOptions | None = Non
     :func:`plan` items are yielded instead and nothing is sent.  A
     :class:`YouTubeQuotaExceededError` / :class:`QuotaBudgetError` stops the
     batch; what was published before it is in the ledger and a re-run
-    resumes.
+    resumes.  With *keep_going*, refusals that concern one video (not its
+    owner, not found, ...) yield ``failed`` results for that video's jobs and
+    the batch goes on; quota, authorisation and transport failures always
+    stop it.
     """
     options = options or UploadOptions()
     jobs = list(jobs)
@@ -799,9 +821,24 @@ def publish_many(jobs: Iterable[CaptionJob], options: UploadOptions | None = Non
     yt = client or YouTube(options, ledger)
     checked = _check_all(jobs, options)
     for vid, group in _group(checked).items():
-        tracks = yt.list(vid)
+        try:
+            tracks = yt.list(vid)
+        except _PER_VIDEO_ERRORS as exc:
+            if not keep_going:
+                raise
+            log.warning("%s", exc)
+            for c in group:
+                yield PublishResult("failed", c.video, c.language, c.name, None, 0, str(c.path), c.sha256, c.draft,
+                                    error=str(exc))
+            continue
         for c in group:
-            yield _publish_one(yt, c, tracks)
+            try:
+                yield _publish_one(yt, c, tracks)
+            except _PER_VIDEO_ERRORS as exc:
+                if not keep_going:
+                    raise
+                yield PublishResult("failed", c.video, c.language, c.name, None, 0, str(c.path), c.sha256, c.draft,
+                                    error=str(exc))
 
 
 def publish(video: str, caption_file: str | os.PathLike, language: str, name: str = DEFAULT_NAME,
