@@ -8,7 +8,6 @@ every test makes real resumable uploads and real token refreshes.
 from __future__ import annotations
 
 import json
-import os
 import stat
 import threading
 import webbrowser
