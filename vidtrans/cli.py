@@ -180,7 +180,30 @@ def cmd_run(args: argparse.Namespace) -> int:
             spk = f", {len(t.speakers)} speakers" if t.speakers else ""
             print(f"{source}: {len(t.words)} words, language {t.language}{spk}, {t.duration or 0:.1f} s audio")
         _print_outputs(result.outputs)
+        if getattr(args, "translate", None) or getattr(args, "upload", False):  # vidtrans.upload / translate
+            _publish_run(result, args)
     return 1 if failures else 0
+
+
+def _publish_run(result, args: argparse.Namespace) -> None:
+    """--translate / --upload after one source was captioned."""
+    from . import upload
+
+    t = result.transcript
+    base = Path(result.outputs.get("vtt") or next(iter(result.outputs.values()))).with_suffix("")
+    langs = [lang for lang in args.translate if lang.split("-")[0] != (t.language or "").split("-")[0]]
+    translated = _translate_outputs(t, base, langs, args) if langs else []
+    if not args.upload:
+        return
+    vid = upload.media_video_id(t.media.to_dict() if t.media else None)
+    if vid is None:
+        raise ConfigurationError(f"--upload: {result.source} is not a YouTube video")
+    if "vtt" not in result.outputs:
+        raise ConfigurationError("--upload needs vtt among --formats")
+    jobs = [upload.CaptionJob(vid, str(result.outputs["vtt"]), t.language or "en")]
+    jobs += [upload.CaptionJob(vid, str(p), lang) for lang, p in zip(langs, translated)]
+    options = upload.UploadOptions(name=args.name, draft=args.draft, quota_budget=args.quota_budget)
+    _print_publish(upload.publish_many(jobs, options))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -299,6 +322,95 @@ def cmd_diarize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_auth(args: argparse.Namespace) -> int:
+    """Authorise vidtrans to manage YouTube captions (stores a 0600 token file)."""
+    from .youtube_auth import authorize
+
+    path = authorize(args.client_secrets, console=True if args.console else None, open_browser=not args.no_browser)
+    print(f"authorised; token stored in {path}")
+    return 0
+
+
+def _upload_options(args: argparse.Namespace):
+    from .upload import UploadOptions
+
+    return UploadOptions(name=args.name, draft=args.draft, dry_run=args.dry_run, quota_budget=args.quota_budget)
+
+
+def _translate_outputs(transcript, out_base: Path, langs, args: argparse.Namespace) -> list[Path]:
+    """Write <out_base>.<lang>.vtt for each --translate language (same caption rules as the main track)."""
+    from dataclasses import replace as dc_replace
+
+    from . import captions
+    from .translate import translate, write_translation
+
+    copts = dc_replace(captions.CaptionOptions(), **_caption_overrides(args))
+    audio = transcript.media.audio_path if transcript.media and transcript.media.audio_path else None
+    written = []
+    for lang in langs:
+        t = translate(transcript, lang, audio=audio, engine=args.translate_engine)
+        written.append(write_translation(t, out_base, ("vtt",), copts)["vtt"])
+        print(f"translated {lang}: {written[-1]}")
+    return written
+
+
+def _print_publish(results) -> int:
+    """Print one line per track; return 1 when any track failed (the others were still published)."""
+    total, failed = 0, 0
+    for r in results:
+        total += r.units
+        failed += r.action == "failed"
+        print(r, file=sys.stderr if r.action == "failed" else sys.stdout)
+    print(f"{total} quota units spent" + (f"; {failed} tracks failed" if failed else ""), file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    from . import upload
+
+    options = _upload_options(args)
+    if args.list:
+        for t in upload.list_tracks(args.list, options):
+            draft = " draft" if t.is_draft else ""
+            print(f"{t.id}\t{t.language}\t{t.kind}{draft}\t{t.name or '-'}\t{t.last_updated or ''}")
+        return 0
+    if args.download:
+        data = upload.download_track(args.download, args.format, args.output, options)
+        if args.output:
+            print(f"downloaded {args.download} -> {args.output}")
+        else:
+            sys.stdout.write(data.decode("utf-8", "replace"))
+        return 0
+    if args.delete:
+        upload.delete_track(args.delete, options)
+        print(f"deleted {args.delete}")
+        return 0
+    if args.compare_asr:
+        if len(args.target) != 2:
+            raise ConfigurationError("--compare-asr takes VIDEO CAPTION_FILE")
+        print(upload.compare_with_asr(args.target[0], args.target[1], options))
+        return 0
+    if args.from_dir:
+        if args.translate:
+            from .translate import translate_run_dir
+
+            for path in translate_run_dir(args.from_dir, args.translate, engine=args.translate_engine):
+                print(f"translated {path.suffixes[-2].lstrip('.')}: {path}")
+        jobs = upload.jobs_from_dir(args.from_dir)
+    else:
+        if len(args.target) != 2 or not args.language:
+            raise ConfigurationError("give VIDEO CAPTION_FILE --language LANG, or --from OUT_DIR "
+                                     "(or --list/--download/--delete)")
+        if args.translate:
+            raise ConfigurationError("--translate needs a transcript: use it with --from OUT_DIR or `vidtrans run URL "
+                                     "--upload --translate ...`")
+        jobs = [upload.CaptionJob(args.target[0], args.target[1], args.language)]
+    if args.dry_run:
+        print(upload.plan(jobs, options).format())
+        return 0
+    return _print_publish(upload.publish_many(jobs, options, keep_going=len({j.video for j in jobs}) > 1))
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
@@ -328,6 +440,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--speaker-labels", dest="speaker_labels", choices=["auto", "on", "off"], default=None)
         p.add_argument("--cookies", default=None, help="cookies.txt for private or age-restricted videos")
         _add_diarize_flags(p)
+        # publishing (vidtrans.upload): --upload after captioning, --translate adds <stem>.<lang>.vtt tracks
+        p.add_argument("--upload", action="store_true", help="publish the captions to the YouTube video afterwards")
+        p.add_argument("--upload-name", dest="name", default="vidtrans", help="track name for --upload")
+        p.add_argument("--upload-draft", dest="draft", action="store_true", help="--upload as a draft")
+        p.add_argument("--quota-budget", dest="quota_budget", type=int, default=10_000, help="units per Pacific day for --upload")
+        p.add_argument("--translate", nargs="+", default=[], metavar="LANG",
+                       help="also write (and with --upload publish) translated tracks: en via Whisper, others via Gemini")
+        p.add_argument("--translate-engine", dest="translate_engine", default="auto", choices=["auto", "whisper", "gemini"])
 
     p = sub.add_parser("run", help="URL(s) or file(s) -> captions (download, transcribe, diarize, write)")
     p.add_argument("source", nargs="+", help="media file, yt-dlp URL (video, playlist entry) or file:// URL")
@@ -362,6 +482,40 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="check ffmpeg, packages, GPU, offline models and which secrets are set")
     p.add_argument("--prepare", action="store_true", help="also assemble the offline base model now")
     p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("auth", help="authorise vidtrans with a service (youtube)")
+    p.add_argument("service", choices=["youtube"])
+    p.add_argument("--client-secrets", dest="client_secrets", required=True,
+                   help="client_secret.json of a Desktop-app OAuth client (Google Cloud console)")
+    p.add_argument("--console", action="store_true",
+                   help="paste-back flow: print the URL, paste the address the browser ends on (Colab, SSH)")
+    p.add_argument("--no-browser", dest="no_browser", action="store_true", help="print the URL instead of opening a browser")
+    p.set_defaults(func=cmd_auth)
+
+    def add_upload_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--name", default="vidtrans", help="track name shown next to the language (default vidtrans)")
+        p.add_argument("--draft", action="store_true", help="publish as draft (not visible to viewers)")
+        p.add_argument("--dry-run", dest="dry_run", action="store_true", help="print the plan and its quota cost; send nothing")
+        p.add_argument("--quota-budget", dest="quota_budget", type=int, default=10_000,
+                       help="YouTube quota units that may be spent per Pacific day (default 10000)")
+
+    p = sub.add_parser("upload", help="publish caption files to YouTube (insert, update or leave unchanged)")
+    p.add_argument("target", nargs="*", metavar="VIDEO CAPTION_FILE", help="video id or URL, then a .vtt/.srt file")
+    p.add_argument("--language", default=None, help="BCP-47 language of the captions (en, de, pt-BR)")
+    p.add_argument("--from", dest="from_dir", default=None, metavar="OUT_DIR",
+                   help="publish a `vidtrans run` output directory (video ids from its JSON media metadata)")
+    p.add_argument("--translate", nargs="+", default=[], metavar="LANG",
+                   help="with --from: also publish translated tracks (en: Whisper offline; others: Gemini)")
+    p.add_argument("--translate-engine", dest="translate_engine", default="auto", choices=["auto", "whisper", "gemini"])
+    p.add_argument("--list", default=None, metavar="VIDEO", help="list the video's caption tracks (asr included)")
+    p.add_argument("--download", default=None, metavar="TRACK_ID", help="download a track")
+    p.add_argument("--format", default="vtt", choices=["vtt", "srt"], help="format for --download")
+    p.add_argument("--output", "-o", default=None, help="file for --download (default: stdout)")
+    p.add_argument("--delete", default=None, metavar="TRACK_ID", help="delete a track")
+    p.add_argument("--compare-asr", dest="compare_asr", action="store_true",
+                   help="with VIDEO CAPTION_FILE: word difference against YouTube's automatic captions (250 units)")
+    add_upload_flags(p)
+    p.set_defaults(func=cmd_upload)
 
     p = sub.add_parser("models", help="list the Whisper models available offline")
     p.set_defaults(func=cmd_models)
