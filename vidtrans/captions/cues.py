@@ -1,0 +1,456 @@
+"""Cue building: word timestamps -> cues (cue boundaries, line breaking, on-screen timing)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..schema import Segment, Transcript, Word, _Record
+from .options import _NO_SPACE, _TOL, CaptionOptions, InvalidTranscriptError, _join, _sep
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Cue(_Record):
+    """One caption: what is on screen from ``start`` to ``end`` (seconds)."""
+
+    start: float
+    end: float
+    #: the displayed lines (without speaker label)
+    lines: tuple[str, ...]
+    #: raw speaker label from diarization/the engine, when known
+    speaker: str | None = None
+    #: the words shown, with their own timing
+    words: tuple[Word, ...] = ()
+    #: display name of the speaker when speaker labels are on, else None
+    label: str | None = None
+    #: first cue after a change of speaker (SRT shows the label only there)
+    speaker_changed: bool = False
+
+    @property
+    def text(self) -> str:
+        """The cue text on one line (lines joined with a space, or nothing inside CJK/Thai text)."""
+        return _join(self.lines)
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    @property
+    def chars(self) -> int:
+        """Characters read: the displayed text, spaces included, line breaks not."""
+        return len(self.text)
+
+    @property
+    def cps(self) -> float:
+        """Reading speed in characters per second."""
+        return self.chars / self.duration if self.duration > 0 else math.inf
+
+
+# -- word classes used to score breaks (English; other languages fall back on punctuation/pauses)
+_SENT_END = re.compile(r"[.!?…。！？]['\"”’)\]]*$")
+_CLAUSE_END = re.compile(r"[,;:–—、，；：]['\"”’)\]]*$")
+#: tokens that only close the word before them ("," "?" "...") and are glued to it
+_TRAILING_PUNCT = re.compile(r"^[.,!?;:…%)\]}\"'”’»。，！？、；：]+$")
+_STRIP = re.compile(r"^[^\w']+|[^\w']+$", re.UNICODE)
+_BREAK_BEFORE = frozenset(
+    """and but or nor so yet because although though while if when where whereas whether which who
+    whom whose that than as since unless until after before once in on at to for of with from by about
+    into onto over under between through during without within like across against among around
+    toward towards upon""".split()
+)
+#: words that should not end a line or a cue ("the | cat")
+_NO_BREAK_AFTER = _BREAK_BEFORE | frozenset(
+    """a an the my your his her its our their this these those some any no every each very
+    i i'm i've i'd i'll we you they he she it's is are was were be been am do does did not
+    can could will would shall should may might must has have had mr mrs ms dr""".split()
+)
+
+
+
+_NO_SPACE_SPLIT = re.compile(f"{_NO_SPACE.pattern}|(?:(?!{_NO_SPACE.pattern}).)+")
+
+
+@dataclass(slots=True)
+class _W:
+    start: float
+    end: float
+    text: str
+    speaker: str | None
+    probability: float | None = None
+
+    def bare(self) -> str:
+        return _STRIP.sub("", self.text).lower()
+
+
+def _check_time(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise InvalidTranscriptError(f"{what} has an invalid time {value!r}; times must be finite seconds >= 0")
+    return float(value)
+
+
+def _segment_words(seg: Segment, index: int) -> list[_W]:
+    """Words of one segment; proportional timing from the text when the engine gave no words."""
+    start = _check_time(seg.start, f"segment {index}")
+    end = _check_time(seg.end, f"segment {index}")
+    if end < start - 0.001:
+        raise InvalidTranscriptError(f"segment {index} ends ({end:.3f}s) before it starts ({start:.3f}s)")
+    if seg.words:
+        out = []
+        for k, w in enumerate(seg.words):
+            ws = _check_time(w.start, f"word {k} ({w.text!r}) of segment {index}")
+            we = _check_time(w.end, f"word {k} ({w.text!r}) of segment {index}")
+            if we < ws - 0.001:
+                raise InvalidTranscriptError(
+                    f"word {k} ({w.text!r}) of segment {index} ends ({we:.3f}s) before it starts ({ws:.3f}s)"
+                )
+            out.append(_W(ws, max(ws, we), " ".join(w.text.split()), w.speaker or seg.speaker, w.probability))
+        return out
+    # words of the text; in scripts without spaces every character is a word
+    tokens = [t for tok in seg.text.split() for t in _NO_SPACE_SPLIT.findall(tok)]
+    if not tokens:
+        return []
+    weights = [len(t) + 1 for t in tokens]
+    total = sum(weights)
+    span = max(end - start, 0.0)
+    out, t = [], start
+    for tok, wt in zip(tokens, weights):
+        d = span * wt / total
+        out.append(_W(t, t + d, tok, seg.speaker))
+        t += d
+    return out
+
+
+def _prepare_words(transcript: Transcript) -> list[_W]:
+    """All words in time order, cleaned: no empty/punctuation-only tokens, no overlaps, no duplicates."""
+    raw: list[_W] = []
+    for i, seg in enumerate(transcript.segments):
+        if not isinstance(seg, Segment):
+            raise InvalidTranscriptError(f"segment {i} is a {type(seg).__name__}, not a vidtrans Segment")
+        seg_words = _segment_words(seg, i)
+        # words the diarizer could not place inherit the previous word's speaker in the same segment
+        prev_speaker = None
+        for w in seg_words:
+            if w.speaker is None:
+                w.speaker = prev_speaker
+            prev_speaker = w.speaker
+        raw.extend(seg_words)
+    raw.sort(key=lambda w: (w.start, w.end))  # stable: equal times keep engine order
+
+    words: list[_W] = []
+    for w in raw:
+        if not w.text:
+            continue
+        if words and _TRAILING_PUNCT.match(w.text) and w.start <= words[-1].end + 0.5:
+            # a separate punctuation token ("," "?") belongs to the word before it
+            words[-1].text += w.text
+            words[-1].end = max(words[-1].end, w.end)
+            continue
+        if words:
+            p = words[-1]
+            if w.start < p.end:  # overlapping input (overlapping segments, chunk seams)
+                if w.bare() == p.bare() and w.bare():
+                    log.debug("dropping duplicated word %r at %.2fs", w.text, w.start)
+                    continue
+                if w.start > p.start:
+                    p.end = w.start
+                else:
+                    w.start = p.end
+                    w.end = max(w.end, w.start)
+        words.append(w)
+    return words
+
+
+def _display_names(speakers: Iterable[str], options: CaptionOptions) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for s in speakers:
+        if s not in names:
+            names[s] = options.speaker_names.get(s) or options.speaker_format.format(n=len(names) + 1, label=s)
+    return names
+
+
+def _srt_prefix(label: str) -> str:
+    return f"{label.upper()}: "
+
+
+class _Scorer:
+    """Break and line costs for one stretch of words (costs precomputed per word boundary)."""
+
+    def __init__(self, words: Sequence[_W], options: CaptionOptions):
+        self.w = words
+        self.o = options
+        n = len(words)
+        self.toks = [w.text for w in words]
+        self.pre = [0]
+        for t in self.toks:
+            self.pre.append(self.pre[-1] + len(t))
+        #: spre[k]: total separator length of the boundaries 1..k (boundary k is between words k-1 and k)
+        self.spre = [0]
+        for k in range(1, n):
+            self.spre.append(self.spre[-1] + len(_sep(self.toks[k - 1], self.toks[k])))
+        punct = options.break_at_punctuation
+        bare = [w.bare() for w in words]
+        self.sent_end = [bool(punct and _SENT_END.search(t)) for t in self.toks]
+        clause = [bool(punct and _CLAUSE_END.search(t)) for t in self.toks]
+        #: line_cost[k]: cost of a break between words k-1 and k; cue_cost[k] adds a bonus for silence
+        self.line_cost = [0.0] * (n + 1)
+        self.cue_cost = [0.0] * (n + 1)
+        for k in range(1, n):
+            if self.sent_end[k - 1]:
+                c = 0.0
+            elif clause[k - 1]:
+                c = 1.0
+            elif bare[k] in _BREAK_BEFORE:
+                c = 2.0
+            else:
+                c = 4.0
+            if bare[k - 1] in _NO_BREAK_AFTER and not (self.sent_end[k - 1] or clause[k - 1]):
+                c += 3.0
+            self.line_cost[k] = c
+            self.cue_cost[k] = c - 2.0 * min(max(words[k].start - words[k - 1].end, 0.0), 1.0)
+
+    def length(self, a: int, b: int) -> int:
+        """Characters of words[a:b] as written (with the separators between them)."""
+        return self.pre[b] - self.pre[a] + self.spre[b - 1] - self.spre[a]
+
+    def break_lines(self, i: int, j: int, reserve: int = 0) -> tuple[tuple[str, ...], float, bool]:
+        """Best line breaking of words[i:j] -> (lines, cost, fits)."""
+        o = self.o
+        toks = self.toks
+        n = j - i
+        width = o.max_chars_per_line
+        limit0 = width - reserve
+        total = self.length(i, j)
+        if total <= limit0:
+            return (_join(toks[i:j]),), 0.0, True
+        if o.max_lines < 2 or n < 2 or total > limit0 + (o.max_lines - 1) * (width + 1):
+            return self._greedy(toks[i:j], limit0), 0.0, False
+        if o.max_lines == 2 or total <= limit0 + width + 1:
+            # two lines: try every split point
+            target = (total - 1) / 2
+            best, best_k = math.inf, -1
+            for k in range(i + 1, j):
+                l1 = self.length(i, k)
+                if l1 > limit0:
+                    break
+                l2 = self.length(k, j)
+                if l2 > width:
+                    continue
+                c = 10.0 * (((l1 - target) / width) ** 2 + ((l2 - target) / width) ** 2) + self.line_cost[k]
+                if n > 2 and (k == i + 1 or k == j - 1):
+                    c += 5.0  # a one-word (orphan) line that could have been avoided
+                if c < best:
+                    best, best_k = c, k
+            if best_k >= 0:
+                return (_join(toks[i:best_k]), _join(toks[best_k:j])), best, True
+            if o.max_lines == 2:
+                return self._greedy(toks[i:j], limit0), 0.0, False
+        return self._break_many(i, j, reserve)
+
+    def _break_many(self, i: int, j: int, reserve: int) -> tuple[tuple[str, ...], float, bool]:
+        """Three or more lines: dynamic programme over line starts."""
+        o = self.o
+        n = j - i
+        width = o.max_chars_per_line
+        limit0 = width - reserve
+        total = self.length(i, j)
+        inf = math.inf
+        for n_lines in range(3, min(o.max_lines, n) + 1):
+            target = (total - (n_lines - 1)) / n_lines
+            # best[l][k]: cost of words[i:i+k] in l lines; back[l][k]: start of the last line
+            best = [[inf] * (n + 1) for _ in range(n_lines + 1)]
+            back = [[0] * (n + 1) for _ in range(n_lines + 1)]
+            best[0][0] = 0.0
+            for line in range(1, n_lines + 1):
+                lim = limit0 if line == 1 else width
+                for k in range(line, n + 1):
+                    for a in range(k - 1, line - 2, -1):
+                        ln = self.length(i + a, i + k)
+                        if ln > lim:
+                            break
+                        if best[line - 1][a] == inf:
+                            continue
+                        c = best[line - 1][a] + 10.0 * ((ln - target) / width) ** 2
+                        if k - a == 1 and n > n_lines:
+                            c += 5.0
+                        if k < n and line < n_lines:
+                            c += self.line_cost[i + k]
+                        if c < best[line][k]:
+                            best[line][k], back[line][k] = c, a
+            if best[n_lines][n] < inf:
+                cuts, k = [], n
+                for line in range(n_lines, 0, -1):
+                    a = back[line][k]
+                    cuts.append((a, k))
+                    k = a
+                lines = tuple(_join(self.toks[i + a:i + b]) for a, b in reversed(cuts))
+                return lines, best[n_lines][n], True
+        return self._greedy(self.toks[i:j], limit0), 0.0, False
+
+    def _greedy(self, toks: list[str], limit0: int) -> tuple[str, ...]:
+        lines: list[str] = []
+        cur = ""
+        for t in toks:
+            lim = limit0 if not lines else self.o.max_chars_per_line
+            if cur and len(cur) + len(_sep(cur, t)) + len(t) > lim:
+                lines.append(cur)
+                cur = t
+            else:
+                cur = _join((cur, t)) if cur else t
+        lines.append(cur)
+        return tuple(lines)
+
+
+def _split_run(words: list[_W], options: CaptionOptions, reserve: int) -> list[tuple[int, int, tuple[str, ...]]]:
+    """Choose cue boundaries in one stretch of same-speaker speech (dynamic programme)."""
+    o = options
+    sc = _Scorer(words, o)
+    n = len(words)
+    max_chars = o.max_lines * (o.max_chars_per_line + 1)
+    best = [math.inf] * (n + 1)
+    back: list[tuple[int, tuple[str, ...]]] = [(0, ())] * (n + 1)
+    best[0] = 0.0
+    for j in range(1, n + 1):
+        inner_sentences = 0
+        for i in range(j - 1, -1, -1):
+            single = i == j - 1
+            if not single:
+                if sc.sent_end[i]:
+                    inner_sentences += 1
+                if sc.length(i, j) > max_chars + reserve or words[j - 1].end - words[i].start > o.max_duration:
+                    break
+            lines, line_cost, fits = sc.break_lines(i, j, reserve if i == 0 else 0)
+            if not fits and not single:
+                continue
+            c = best[i] + 3.0 + line_cost + 1.5 * inner_sentences
+            if j < n:
+                c += sc.cue_cost[j]
+                span = words[j - 1].end - words[i].start
+                if span < o.min_duration and words[j].start - words[j - 1].end < o.min_duration - span:
+                    c += 1.0  # a short cue that cannot be extended into a gap
+            if c < best[j]:
+                best[j], back[j] = c, (i, lines)
+    out = []
+    j = n
+    while j > 0:
+        i, lines = back[j]
+        out.append((i, j, lines))
+        j = i
+    return out[::-1]
+
+
+def build_cues(transcript: Transcript, options: CaptionOptions | None = None) -> list[Cue]:
+    """Build caption cues from *transcript*'s word timestamps following *options*' rules.
+
+    Segments without words are captioned from their text with proportional
+    timing.  Returns cues in time order, non-overlapping, at least
+    ``options.min_gap`` apart.
+    """
+    options = (options or CaptionOptions()).validate()
+    if not isinstance(transcript, Transcript):
+        raise InvalidTranscriptError(
+            f"build_cues needs a vidtrans Transcript, got {type(transcript).__name__}"
+            + (" (load JSON with Transcript.load)" if isinstance(transcript, (str, os.PathLike)) else "")
+        )
+    words = _prepare_words(transcript)
+    if not words:
+        return []
+
+    speakers = [w.speaker for w in words if w.speaker]
+    distinct = list(dict.fromkeys(speakers))
+    labels_on = options.speaker_labels == "on" or (options.speaker_labels == "auto" and len(distinct) > 1)
+    names = _display_names(distinct, options) if labels_on else {}
+
+    # runs: hard breaks at speaker changes and at long pauses, unless the speech before the
+    # pause could then not stay on screen for min_duration (the cue DP may still break there)
+    runs: list[list[_W]] = [[words[0]]]
+    for prev, w in zip(words, words[1:]):
+        pause = w.start - prev.end
+        if w.speaker != prev.speaker:
+            runs.append([w])
+        elif options.pause_threshold is not None and pause >= options.pause_threshold:
+            room = prev.end - runs[-1][0].start + max(pause - options.min_gap, 0.0)
+            if room >= options.min_duration - _TOL:
+                runs.append([w])
+            else:
+                runs[-1].append(w)
+        else:
+            runs[-1].append(w)
+
+    raw: list[tuple[float, float, tuple[str, ...], list[_W], bool]] = []
+    last_speaker: object = object()
+    for run in runs:
+        changed = run[0].speaker != last_speaker
+        last_speaker = run[0].speaker
+        label = names.get(run[0].speaker) if run[0].speaker else None
+        reserve = len(_srt_prefix(label)) if (label and changed) else 0
+        for k, (i, j, lines) in enumerate(_split_run(run, options, reserve)):
+            ws = run[i:j]
+            raw.append((ws[0].start, ws[-1].end, lines, ws, changed and k == 0))
+
+    cues = _time_cues(raw, options, transcript.duration)
+    out = []
+    for (start, end), (_, _, lines, ws, changed) in zip(cues, raw):
+        spk = ws[0].speaker
+        out.append(
+            Cue(
+                start=start,
+                end=end,
+                lines=lines,
+                speaker=spk,
+                words=tuple(Word(w.start, w.end, w.text, w.probability, w.speaker) for w in ws),
+                label=names.get(spk) if spk else None,
+                speaker_changed=changed and spk is not None,
+            )
+        )
+    log.debug("built %d cues from %d words", len(out), len(words))
+    return out
+
+
+def _time_cues(raw, o: CaptionOptions, media_end: float | None) -> list[tuple[float, float]]:
+    """Final on-screen times: gaps, reading-time extension, gap closing, max duration."""
+    frame = 1 / 25
+    n = len(raw)
+    starts = [r[0] for r in raw]
+    ends = [r[1] for r in raw]
+    # 1. keep min_gap before the next cue (trim the end of speech, or push the next start)
+    for k in range(n - 1):
+        limit = starts[k + 1] - o.min_gap
+        if ends[k] > limit:
+            ends[k] = max(limit, starts[k] + frame)
+            starts[k + 1] = max(starts[k + 1], ends[k] + o.min_gap)
+            ends[k + 1] = max(ends[k + 1], starts[k + 1] + frame)
+    hard_end = media_end if media_end and media_end > 0 else math.inf
+    for k in range(n):
+        room = (starts[k + 1] - o.min_gap) if k + 1 < n else hard_end
+        room = max(room, ends[k])
+        chars = len(_join(raw[k][2]))
+        if o.extend_for_reading:
+            # 2. reading time: min duration and max cps, into the following silence
+            target = min(max(o.min_duration, chars / o.max_cps), o.max_duration)
+            if ends[k] - starts[k] < target:
+                ends[k] = min(starts[k] + target, room)
+        # 3. close short gaps to min_gap (no flicker between chained cues)
+        if k + 1 < n and 0 < starts[k + 1] - ends[k] < o.close_gap:
+            ends[k] = max(ends[k], starts[k + 1] - o.min_gap)
+        # 4. never longer than max_duration (a single long word is cut short)
+        ends[k] = min(ends[k], starts[k] + o.max_duration)
+        ends[k] = max(ends[k], starts[k] + 0.001)
+    # millisecond precision, as written; rounding must not create overlaps
+    out = []
+    prev_end = -math.inf
+    for s, e in zip(starts, ends):
+        s = max(round(s, 3), 0.0)
+        if s < prev_end:
+            s = round(prev_end, 3)
+        e = max(round(e, 3), round(s + 0.001, 3))
+        out.append((s, e))
+        prev_end = e
+    return out
+
