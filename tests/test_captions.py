@@ -417,20 +417,18 @@ def test_validator_accepts_valid_file_and_reports_readability():
     [
         ("WEBVT\n\n00:01.000 --> 00:02.000\nhi\n", "header", 1),
         ("WEBVTTX\n\n00:01.000 --> 00:02.000\nhi\n", "header", 1),
-        ("WEBVTT\n00:01.000 --> 00:02.000\nhi\n", "blank_line", 2),
-        ("WEBVTT\n\n00:01.000 --> 00:02.000\nhi\n00:03.000 --> 00:04.000\nthere\n", "blank_line", 5),
         ("WEBVTT\n\n00:01.000 --> 00:02.000\nhi\n\nstray text\n", "blank_line", 6),
-        ("WEBVTT\n\n00:01.000-->00:02.000\nhi\n", "timing_line", 3),
         ("WEBVTT\n\n00:00:01,000 --> 00:00:02,000\nhi\n", "timestamp", 3),
         ("WEBVTT\n\n0:01.000 --> 00:02.000\nhi\n", "timestamp", 3),
         ("WEBVTT\n\n00:01.000 --> 00:61.000\nhi\n", "timestamp", 3),
         ("WEBVTT\n\n00:01.00 --> 00:02.000\nhi\n", "timestamp", 3),
+        ("WEBVTT\n\n00:01.000 00:02.000\nhi\n", "timing_line", 3),
+        ("WEBVTT\n\nid\nid2\n00:01.000 --> 00:02.000\nhi\n", "timing_line", 3),
         ("WEBVTT\n\n00:05.000 --> 00:02.000\nhi\n", "end_before_start", 3),
-        ("WEBVTT\n\n00:05.000 --> 00:06.000\na\n\n00:01.000 --> 00:02.000\nb\n", "cue_order", 6),
-        ("WEBVTT\n\n00:01.000 --> 00:03.000\na\n\n00:02.000 --> 00:04.000\nb\n", "overlap", 6),
-        ("WEBVTT\n\n00:01.000 --> 00:02.000\nTom & Jerry\n", "unescaped_ampersand", 4),
         ("WEBVTT\n\n00:01.000 --> 00:02.000\nx\n3 < 4\n", "unescaped_lt", 5),
         ("WEBVTT\n\nNOTE a --> b\n\n00:01.000 --> 00:02.000\nx\n", "arrow_in_text", 3),
+        ("WEBVTT\n\n00:01.000 --> 00:02.000\nx\nsee a --> b\n", "arrow_in_text", 5),
+        ("WEBVTT\n\n00:01.000 --> 00:02.000 align:middle\nx\n", "cue_setting", 3),
         (b"WEBVTT\n\n00:01.000 --> 00:02.000\ncaf\xe9\n", "encoding", 4),
     ],
 )
@@ -444,6 +442,29 @@ def test_validator_catches_each_error_class_with_line_number(text, rule, line):
     assert rule in C.VTT_RULES
 
 
+@pytest.mark.parametrize(
+    "text, rule, line",
+    [
+        # legal for browsers (they read every cue) but off the authoring syntax or questionable
+        ("WEBVTT\n00:01.000 --> 00:02.000\nhi\n", "blank_line", 2),
+        ("WEBVTT\n\n00:01.000 --> 00:02.000\nhi\n00:03.000 --> 00:04.000\nthere\n", "blank_line", 5),
+        ("WEBVTT\n\n00:01.000-->00:02.000\nhi\n", "timing_line", 3),
+        ("WEBVTT\n\n 00:01.000 --> 00:02.000\nhi\n", "timing_line", 3),
+        ("WEBVTT\n\n0:00:01.000 --> 00:02.000\nhi\n", "timestamp", 3),
+        ("WEBVTT\n\n00:05.000 --> 00:06.000\na\n\n00:01.000 --> 00:02.000\nb\n", "cue_order", 6),
+        ("WEBVTT\n\n00:01.000 --> 00:02.000\nTom & Jerry\n", "unescaped_ampersand", 4),
+        ("WEBVTT\n\n00:01.000 --> 00:02.000 align:start align:end\nhi\n", "cue_setting", 3),
+        ("WEBVTT\n\n00:01.000 --> 00:02.000\n\n", "empty_cue", 3),
+    ],
+)
+def test_validator_warns_on_legal_but_questionable_files(text, rule, line):
+    rep = validate_vtt(text)
+    assert rep.ok, rep.format()
+    hits = [w for w in rep.warnings if w.rule == rule]
+    assert hits and hits[0].line == line, rep.format()
+    assert rule in C.VTT_RULES
+
+
 def test_validator_works_where_webvtt_py_gives_up(tmp_path):
     import webvtt
     from webvtt.errors import MalformedCaptionError, MalformedFileError
@@ -454,7 +475,7 @@ def test_validator_works_where_webvtt_py_gives_up(tmp_path):
     with pytest.raises((MalformedFileError, MalformedCaptionError)):
         webvtt.read(str(p))
     rep = validate_vtt(p)
-    assert {e.rule for e in rep.errors} == {"header", "timestamp"}
+    assert [(e.line, e.rule) for e in rep.errors] == [(1, "header"), (6, "timestamp")]
     assert len(rep.readability.cues) == 1  # the parsable cue still gets its readability
     with pytest.raises(C.CaptionFileError):
         validate_vtt(tmp_path / "missing.vtt")

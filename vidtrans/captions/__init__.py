@@ -57,6 +57,7 @@ from .options import (
 )
 from .readability import RULES, CueStats, ReadabilityReport, plot_readability, readability
 from .vtt import VTT_RULES, ValidationIssue, ValidationReport, read_captions, validate_vtt
+from .vttparse import VTTCue, VTTDocument, VTTRegion, parse_vtt
 from .writers import WRITERS, Writer, get_writer, render, to_srt, to_vtt, write
 
 __all__ = [
@@ -70,6 +71,9 @@ __all__ = [
     "RULES",
     "ReadabilityReport",
     "UnknownFormatError",
+    "VTTCue",
+    "VTTDocument",
+    "VTTRegion",
     "VTT_RULES",
     "ValidationIssue",
     "ValidationReport",
@@ -77,6 +81,7 @@ __all__ = [
     "Writer",
     "build_cues",
     "get_writer",
+    "parse_vtt",
     "plot_readability",
     "read_captions",
     "readability",
