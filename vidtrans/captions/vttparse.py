@@ -412,15 +412,7 @@ class _Parser:
                       "ignore it")
         changes: dict = {}
         seen: set[str] = set()
-        for token in _WS_RUN.split(rest):
-            if not token:
-                continue
-            i = token.find(":")
-            if i <= 0 or i == len(token) - 1:
-                self.note(line_no, "error", "cue_setting",
-                          f"cue setting {token!r} is not 'name:value': browsers ignore it")
-                continue
-            name, value = token[:i], token[i + 1:]
+        for token, name, value in self._settings(rest, line_no, "cue_setting"):
             ok = True
             if name == "region":
                 found = next((r for r in reversed(self.regions) if r.id == value), None)
@@ -474,17 +466,21 @@ class _Parser:
             seen.add(name)
         return replace(cue, **changes)
 
-    def region_settings(self, text: str, line_no: int) -> VTTRegion:
-        r: dict = {"line_number": line_no}
+    def _settings(self, text: str, line_no: int, rule: str):
+        """Split settings on whitespace -> (token, name, value); tokens that are not name:value are noted."""
         for token in _WS_RUN.split(text):
             if not token:
                 continue
             i = token.find(":")
             if i <= 0 or i == len(token) - 1:
-                self.note(line_no, "error", "region_setting",
-                          f"region setting {token!r} is not 'name:value': browsers ignore it")
+                self.note(line_no, "error", rule,
+                          f"{rule.replace('_', ' ')} {token!r} is not 'name:value': browsers ignore it")
                 continue
-            name, value = token[:i], token[i + 1:]
+            yield token, token[:i], token[i + 1:]
+
+    def region_settings(self, text: str, line_no: int) -> VTTRegion:
+        r: dict = {"line_number": line_no}
+        for token, name, value in self._settings(text, line_no, "region_setting"):
             ok = True
             if name == "id":
                 ok = "-->" not in value
