@@ -12,7 +12,7 @@ import pytest
 from vidtrans import captions as C
 from vidtrans.captions import CaptionOptions, Cue, build_cues, readability, validate_vtt
 from vidtrans.errors import ConfigurationError, VidtransError
-from vidtrans.schema import Segment, SpeakerTurn, Transcript, Word
+from vidtrans.schema import Segment, SpeakerTurn, Transcript, Word, join_words
 
 ROOT = Path(__file__).resolve().parents[1]
 TOL = 0.0015
@@ -47,7 +47,7 @@ def assert_rules(cues: list[Cue], o: CaptionOptions = CaptionOptions(), source: 
             assert len(line) <= o.max_chars_per_line or " " not in line, c
         assert c.end > c.start
         assert c.duration <= o.max_duration + TOL, c
-        assert c.text == C._join([w.text for w in c.words])
+        assert c.text == join_words(c.words)
         assert len({w.speaker for w in c.words}) == 1, "a cue mixes speakers"
     for a, b in zip(cues, cues[1:]):
         assert b.start >= a.end + o.min_gap - TOL, (a, b)
@@ -55,7 +55,8 @@ def assert_rules(cues: list[Cue], o: CaptionOptions = CaptionOptions(), source: 
         if a.duration < o.min_duration - TOL:
             assert b.start - o.min_gap - a.end < TOL, a
     if source is not None:
-        assert [w.text for c in cues for w in c.words] == [w.text.strip() for w in source.words if w.text.strip()]
+        # every word shown once, in order, spaced as the engine spaced it
+        assert join_words([w for c in cues for w in c.words]) == join_words(source.words)
 
 
 @pytest.fixture(autouse=True)
@@ -586,3 +587,66 @@ def test_notebook_runs_headless(tmp_path):
     written = {p.suffix for p in out_dir.iterdir()}
     assert {".vtt", ".srt", ".json", ".txt"} <= written
     assert validate_vtt(next(out_dir.glob("*.vtt"))).ok
+
+
+# --------------------------------------------------------------------------- spacing as the engine wrote it
+def fw_words(*tokens: str, start: float = 0.0, per: float = 0.25, speaker: str | None = None) -> list[Word]:
+    """Words shaped like faster-whisper's: each carries its own leading space (or none)."""
+    return [Word(round(start + k * per, 3), round(start + (k + 1) * per, 3), t, 0.9, speaker) for k, t in enumerate(tokens)]
+
+
+def test_engine_spacing_is_kept_in_every_writer(tmp_path):
+    ws = fw_words(" I", " think", " self", "-love", " is", " hard,", " don", "'t", " you", "?", " It", " costs",
+                  " $", "3", ".50", ",", " or", " 10", "%", " of", " the", " well", "-known", " price.")
+    zh = fw_words("我", "们", "今", "天", "很", "好", "。", start=8.0)
+    t = Transcript(segments=(Segment(0.0, 6.0, join_words(ws), words=tuple(ws)),
+                             Segment(8.0, 10.0, join_words(zh), words=tuple(zh))), language="en")
+    expected = "I think self-love is hard, don't you? It costs $3.50, or 10% of the well-known price."
+    for width in (42, 12, 9):  # narrow lines force breaks next to the glued words
+        o = CaptionOptions(max_chars_per_line=width)
+        out = C.write(t, tmp_path / f"sp{width}", formats="vtt,srt,txt,json,tsv", options=o)
+        cues = build_cues(t, o)
+        assert join_words([w for c in cues for w in c.words]) == join_words(t.words)
+        assert join_words(t.words).startswith(expected)
+        lines = [line for c in cues for line in c.lines]
+        for glued in ("self-love", "don't", "$3.50,", "10%", "well-known"):
+            assert any(glued in line for line in lines), (width, glued, lines)
+            for fmt in ("vtt", "srt", "txt", "tsv"):
+                text = out[fmt].read_text()
+                assert glued in text, (fmt, width, glued)
+        for fmt in ("vtt", "srt", "txt", "tsv"):
+            text = out[fmt].read_text()
+            for split in ("self -love", "don 't", "$ 3", "3 .50", "10 %", "well -known", "self\n-love", "我 们"):
+                assert split not in text, (fmt, width, split)
+        data = json.loads(out["json"].read_text())
+        assert "".join(w["text"] for c in data["cues"] for w in c["words"]).strip().startswith("I think self-love")
+        txt = out["txt"].read_text()
+        assert expected in " ".join(txt.split()) and "我们今天很好。" in txt
+
+
+@pytest.mark.slow
+def test_real_hyphenated_words_survive_every_writer(shared_eval, tmp_path):
+    """Plain faster-whisper's own words on a real clip (Sonnet 1: "self-substantial", "light's")."""
+    from faster_whisper import WhisperModel
+
+    from vidtrans.audio import load_audio
+    from vidtrans.models import resolve_model
+
+    audio = load_audio(shared_eval / "asr" / "en_librivox_shakespeare_sonnet001.mp3")
+    model = WhisperModel(str(resolve_model("base")), device="cpu", compute_type="int8", cpu_threads=1,
+                         local_files_only=True)
+    segs, _ = model.transcribe(audio[: 16000 * 32], language="en", word_timestamps=True, beam_size=5)
+    segments = tuple(
+        Segment(s.start, s.end, s.text, words=tuple(Word(w.start, w.end, w.word, w.probability) for w in s.words))
+        for s in segs
+    )
+    t = Transcript(segments=segments, language="en")
+    glued = [(a.text.strip(), b.text) for a, b in zip(t.words, t.words[1:]) if not b.text[:1].isspace()]
+    assert glued, [w.text for w in t.words]  # the model writes some words in pieces (self + -substantial)
+    out = C.write(t, tmp_path / "sonnet", formats="vtt,srt,txt,json,tsv")
+    cues = build_cues(t)
+    assert join_words([w for c in cues for w in c.words]) == join_words(t.words)
+    for fmt in ("vtt", "srt", "txt", "tsv"):
+        flat = " ".join(out[fmt].read_text().split())
+        for a, b in glued:
+            assert a + b in flat and f"{a} {b}" not in flat, (fmt, a, b)

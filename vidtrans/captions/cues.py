@@ -84,6 +84,8 @@ class _W:
     text: str
     speaker: str | None
     probability: float | None = None
+    #: the engine wrote a space before this word (faster-whisper's " self" vs "-love")
+    space: bool = True
 
     def bare(self) -> str:
         return _STRIP.sub("", self.text).lower()
@@ -110,19 +112,20 @@ def _segment_words(seg: Segment, index: int) -> list[_W]:
                 raise InvalidTranscriptError(
                     f"word {k} ({w.text!r}) of segment {index} ends ({we:.3f}s) before it starts ({ws:.3f}s)"
                 )
-            out.append(_W(ws, max(ws, we), " ".join(w.text.split()), w.speaker or seg.speaker, w.probability))
+            out.append(_W(ws, max(ws, we), " ".join(w.text.split()), w.speaker or seg.speaker, w.probability,
+                          space=w.text[:1].isspace()))
         return out
     # words of the text; in scripts without spaces every character is a word
-    tokens = [t for tok in seg.text.split() for t in _NO_SPACE_SPLIT.findall(tok)]
+    tokens = [(t, k == 0) for tok in seg.text.split() for k, t in enumerate(_NO_SPACE_SPLIT.findall(tok))]
     if not tokens:
         return []
-    weights = [len(t) + 1 for t in tokens]
+    weights = [len(t) + 1 for t, _ in tokens]
     total = sum(weights)
     span = max(end - start, 0.0)
     out, t = [], start
-    for tok, wt in zip(tokens, weights):
+    for (tok, space), wt in zip(tokens, weights):
         d = span * wt / total
-        out.append(_W(t, t + d, tok, seg.speaker))
+        out.append(_W(t, t + d, tok, seg.speaker, space=space))
         t += d
     return out
 
@@ -143,9 +146,24 @@ def _prepare_words(transcript: Transcript) -> list[_W]:
         raw.extend(seg_words)
     raw.sort(key=lambda w: (w.start, w.end))  # stable: equal times keep engine order
 
+    # words carry the engine's leading space (schema.Word): one written without it continues the word
+    # before ("self" + "-love", "don" + "'t", "3" + ".5"), except between two characters of a script
+    # written without spaces, where a line may break.  Transcripts whose words never carry a space
+    # (hand-built, older JSON) are spaced as before.
+    spaced = any(w.space for w in raw[1:])
     words: list[_W] = []
     for w in raw:
         if not w.text:
+            continue
+        p = words[-1] if words else None
+        if (
+            p is not None and spaced and not w.space and w.start <= p.end + 0.5
+            and not (_NO_SPACE.match(p.text[-1]) and _NO_SPACE.match(w.text[0]))
+        ):
+            p.text += w.text
+            p.end = max(p.end, w.end)
+            if w.probability is not None:
+                p.probability = w.probability if p.probability is None else min(p.probability, w.probability)
             continue
         if words and _TRAILING_PUNCT.match(w.text) and w.start <= words[-1].end + 0.5:
             # a separate punctuation token ("," "?") belongs to the word before it
@@ -404,13 +422,23 @@ def build_cues(transcript: Transcript, options: CaptionOptions | None = None) ->
                 end=end,
                 lines=lines,
                 speaker=spk,
-                words=tuple(Word(w.start, w.end, w.text, w.probability, w.speaker) for w in ws),
+                words=_cue_words(ws),
                 label=names.get(spk) if spk else None,
                 speaker_changed=changed and spk is not None,
             )
         )
     log.debug("built %d cues from %d words", len(out), len(words))
     return out
+
+
+def _cue_words(ws: Sequence[_W]) -> tuple[Word, ...]:
+    """The cue's words in the schema's convention: each with the space written before it (if any)."""
+    out, prev = [], None
+    for w in ws:
+        lead = (" " if not _NO_SPACE.match(w.text[0]) else "") if prev is None else _sep(prev, w.text)
+        out.append(Word(w.start, w.end, lead + w.text, w.probability, w.speaker))
+        prev = w.text
+    return tuple(out)
 
 
 def _time_cues(raw, o: CaptionOptions, media_end: float | None) -> list[tuple[float, float]]:
