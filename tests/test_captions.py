@@ -47,8 +47,13 @@ def assert_rules(cues: list[Cue], o: CaptionOptions = CaptionOptions(), source: 
             assert len(line) <= o.max_chars_per_line or " " not in line, c
         assert c.end > c.start
         assert c.duration <= o.max_duration + TOL, c
-        assert c.text == join_words(c.words)
-        assert len({w.speaker for w in c.words}) == 1, "a cue mixes speakers"
+        assert C._join([text for _, _, text in c.parts]) == join_words(c.words)
+        if c.dialogue:  # two speakers, one line each, each with a dialogue dash
+            assert len(c.lines) == 2 and all(line.startswith("- ") for line in c.lines), c
+            assert len(set(c.line_speakers)) == 2 and [w.speaker for w in c.words] == sorted(
+                (w.speaker for w in c.words), key=c.line_speakers.index), c
+        else:
+            assert len({w.speaker for w in c.words}) == 1, "a cue mixes speakers"
     for a, b in zip(cues, cues[1:]):
         assert b.start >= a.end + o.min_gap - TOL, (a, b)
         # the min-duration rule may only fail when the next cue leaves no room
@@ -650,3 +655,102 @@ def test_real_hyphenated_words_survive_every_writer(shared_eval, tmp_path):
         flat = " ".join(out[fmt].read_text().split())
         for a, b in glued:
             assert a + b in flat and f"{a} {b}" not in flat, (fmt, a, b)
+
+
+# --------------------------------------------------------------------------- dialogue cues
+def dialogue_transcript() -> Transcript:
+    turns = [("A", "Hello.", 0.0), ("B", "Hi.", 0.45), ("A", "Are you coming tonight?", 1.6),
+             ("B", "I don't think so.", 2.9), ("A", "Why not?", 4.6), ("B", "Too much work, sorry.", 5.2)]
+    segs = []
+    for spk, text, start in turns:
+        ws = words(text, start=start, per_word=0.22, speaker=spk)
+        segs.append(Segment(ws[0].start, ws[-1].end, text, words=tuple(ws), speaker=spk))
+    return Transcript(segments=tuple(segs), duration=10.0, language="en")
+
+
+def test_short_turns_share_a_cue_with_dashes_and_voice_spans(tmp_path):
+    t = dialogue_transcript()
+    o = CaptionOptions()
+    cues = build_cues(t, o)
+    assert_rules(cues, o, source=t)
+    assert any(c.dialogue for c in cues)
+    assert readability(cues, o).ok, readability(cues, o).format()
+    # one speaker per cue: the same quick exchange flickers and cannot be read
+    single = build_cues(t, CaptionOptions(dialogue_cues=False))
+    assert not readability(single, o).ok and len(single) > len(cues)
+    d = next(c for c in cues if c.dialogue)
+    assert d.lines == ("- Hello.", "- Hi.") and d.line_labels == ("Speaker 1", "Speaker 2")
+    out = C.write(t, tmp_path / "dlg", formats="vtt,srt,txt,json")
+    vtt = out["vtt"].read_text()
+    assert "<v Speaker 1>- Hello.</v>\n<v Speaker 2>- Hi.</v>" in vtt
+    assert "- Hello.\n- Hi." in out["srt"].read_text()
+    rep = validate_vtt(out["vtt"])
+    assert rep.ok and not rep.warnings and rep.readability.ok, rep.format()
+    from vidtrans.cli import main
+
+    assert main(["validate", "--strict", str(out["vtt"])]) == 0
+    # read back: each voice of a dialogue cue is its own segment, dashes removed
+    back = C.read_captions(out["vtt"])
+    assert [(s.speaker, s.text) for s in back.segments][:2] == [("Speaker 1", "Hello."), ("Speaker 2", "Hi.")]
+    assert back.segments[0].end <= back.segments[1].start + 1e-6
+    txt = out["txt"].read_text()
+    assert txt.startswith("Speaker 1: Hello.\n\nSpeaker 2: Hi.\n\nSpeaker 1:")
+    data = json.loads(out["json"].read_text())
+    assert data["cues"][0]["line_speakers"] == ["A", "B"]
+
+
+def test_dialogue_cues_never_pair_long_turns_or_far_apart_turns():
+    a = words("This is a long turn that fills a whole line of text", start=0.0, speaker="A")
+    b = words("Yes.", start=3.6, speaker="B")
+    far = words("Later.", start=9.0, speaker="A")
+    t = transcript(a, b, far, duration=12)
+    cues = build_cues(t)
+    assert_rules(cues, source=t)
+    assert not any(c.dialogue for c in cues)
+
+
+# --------------------------------------------------------------------------- emotion hook
+def emotional_transcript() -> Transcript:
+    from vidtrans.schema import Emotion
+
+    a = words("I cannot believe you did that to me", start=0.0, per_word=0.35, speaker="A")
+    b = words("I am so happy for you", start=4.0, per_word=0.35, speaker="B")
+    return Transcript(segments=(
+        Segment(0.0, a[-1].end, "x", words=tuple(a), speaker="A", emotion=Emotion("Angry", 0.8)),
+        Segment(4.0, b[-1].end, "y", words=tuple(b), speaker="B", emotion=Emotion("happy/joy", 0.7)),
+    ), duration=8.0, language="en")
+
+
+def test_emotion_captions_class_and_tag(tmp_path):
+    t = emotional_transcript()
+    plain = C.render(t, "vtt")
+    assert "<c." not in plain and "[Angry]" not in plain  # off by default
+    vtt = C.render(t, "vtt", CaptionOptions(emotion_captions="class"))
+    assert "<v Speaker 1><c.angry>I cannot believe\nyou did that to me</c>\n" in vtt
+    assert "<c.happy-joy>" in vtt
+    rep = validate_vtt(vtt)
+    assert rep.ok and not rep.warnings, rep.format()
+    assert [s.lines for s in rep.readability.cues][0] == ("I cannot believe", "you did that to me")
+    o = CaptionOptions(emotion_captions="tag", max_chars_per_line=30)
+    cues = build_cues(t, o)
+    assert cues[0].lines[0].startswith("[Angry] ") and cues[0].emotion == "Angry"
+    assert all(len(line) <= 30 for c in cues for line in c.lines)
+    out = C.write(t, tmp_path / "emo", formats="vtt,srt,txt", options=o)
+    assert "[happy/joy] I am so happy" in " ".join(out["srt"].read_text().split())
+    assert validate_vtt(out["vtt"]).ok
+    with pytest.raises(ConfigurationError):
+        CaptionOptions(emotion_captions="color")
+
+
+def test_emotion_label_is_the_majority_of_the_cue_words():
+    from vidtrans.schema import Emotion
+
+    w1 = words("one two three", start=0.0, per_word=0.3, speaker="A")
+    w2 = words("four", start=0.9, per_word=0.3, speaker="A")
+    t = Transcript(segments=(
+        Segment(0.0, 0.9, "x", words=tuple(w1), emotion=Emotion("sad", 0.9)),
+        Segment(0.9, 1.2, "y", words=tuple(w2), emotion=Emotion("angry", 0.9)),
+    ), duration=5.0)
+    cues = build_cues(t, CaptionOptions(emotion_captions="class"))
+    assert len(cues) == 1 and cues[0].emotion == "sad"
+    assert C.writers.css_class("1st Place!") == "e1st-place" and C.writers.css_class("  ") == "unknown"

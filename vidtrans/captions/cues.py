@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,30 @@ class Cue(_Record):
     label: str | None = None
     #: first cue after a change of speaker (SRT shows the label only there)
     speaker_changed: bool = False
+    #: a dialogue cue (two speakers, one line each, each line starting with "- "): the raw speaker
+    #: of each line; () for a one-speaker cue
+    line_speakers: tuple[str | None, ...] = ()
+    #: display names of ``line_speakers`` when speaker labels are on
+    line_labels: tuple[str | None, ...] = ()
+    #: emotion label of the segments the cue's words come from (majority), when known
+    emotion: str | None = None
+    #: per line of a dialogue cue
+    line_emotions: tuple[str | None, ...] = ()
+
+    @property
+    def dialogue(self) -> bool:
+        """Two speakers share this cue (one line each, with dialogue dashes)."""
+        return bool(self.line_speakers)
+
+    @property
+    def parts(self) -> list[tuple[str | None, str | None, str]]:
+        """(speaker, display label, text) per speaker shown: one for a cue, two for a dialogue cue
+        (without the dashes)."""
+        if not self.line_speakers:
+            return [(self.speaker, self.label, self.text)]
+        labels = self.line_labels or (None,) * len(self.lines)
+        return [(s, lab, line[2:] if line.startswith("- ") else line)
+                for s, lab, line in zip(self.line_speakers, labels, self.lines)]
 
     @property
     def text(self) -> str:
@@ -86,6 +111,8 @@ class _W:
     probability: float | None = None
     #: the engine wrote a space before this word (faster-whisper's " self" vs "-love")
     space: bool = True
+    #: emotion label of the segment the word comes from
+    emotion: str | None = None
 
     def bare(self) -> str:
         return _STRIP.sub("", self.text).lower()
@@ -101,6 +128,7 @@ def _segment_words(seg: Segment, index: int) -> list[_W]:
     """Words of one segment; proportional timing from the text when the engine gave no words."""
     start = _check_time(seg.start, f"segment {index}")
     end = _check_time(seg.end, f"segment {index}")
+    emotion = seg.emotion.label if seg.emotion is not None and seg.emotion.label else None
     if end < start - 0.001:
         raise InvalidTranscriptError(f"segment {index} ends ({end:.3f}s) before it starts ({start:.3f}s)")
     if seg.words:
@@ -113,7 +141,7 @@ def _segment_words(seg: Segment, index: int) -> list[_W]:
                     f"word {k} ({w.text!r}) of segment {index} ends ({we:.3f}s) before it starts ({ws:.3f}s)"
                 )
             out.append(_W(ws, max(ws, we), " ".join(w.text.split()), w.speaker or seg.speaker, w.probability,
-                          space=w.text[:1].isspace()))
+                          space=w.text[:1].isspace(), emotion=emotion))
         return out
     # words of the text; in scripts without spaces every character is a word
     tokens = [(t, k == 0) for tok in seg.text.split() for k, t in enumerate(_NO_SPACE_SPLIT.findall(tok))]
@@ -125,7 +153,7 @@ def _segment_words(seg: Segment, index: int) -> list[_W]:
     out, t = [], start
     for (tok, space), wt in zip(tokens, weights):
         d = span * wt / total
-        out.append(_W(t, t + d, tok, seg.speaker, space=space))
+        out.append(_W(t, t + d, tok, seg.speaker, space=space, emotion=emotion))
         t += d
     return out
 
@@ -325,8 +353,23 @@ class _Scorer:
         return tuple(lines)
 
 
-def _split_run(words: list[_W], options: CaptionOptions, reserve: int) -> list[tuple[int, int, tuple[str, ...]]]:
-    """Choose cue boundaries in one stretch of same-speaker speech (dynamic programme)."""
+def _reading_shortfall(chars: int, start: float, room_end: float, o: CaptionOptions) -> float:
+    """Seconds a cue of *chars* starting at *start* lacks to be read (min duration, max cps) before *room_end*."""
+    need = min(max(o.min_duration, chars / o.max_cps), o.max_duration)
+    return max(0.0, need - (room_end - start))
+
+
+def _split_run(
+    words: list[_W], options: CaptionOptions, reserve: int, tail_room: float = math.inf, every: int = 0
+) -> list[tuple[int, int, tuple[str, ...]]]:
+    """Choose cue boundaries in one stretch of same-speaker speech (dynamic programme).
+
+    *tail_room*: seconds after the last word that its cue may stay on screen (until the next cue);
+    *reserve*: characters kept free on the first line of the first cue (SRT speaker label),
+    *every*: on the first line of every cue (emotion tag).
+    A cue that could not be read in the time it can have (too short, too fast) costs more than a
+    cue boundary, so such words go with their neighbours when the line rules allow it.
+    """
     o = options
     sc = _Scorer(words, o)
     n = len(words)
@@ -343,15 +386,15 @@ def _split_run(words: list[_W], options: CaptionOptions, reserve: int) -> list[t
                     inner_sentences += 1
                 if sc.length(i, j) > max_chars + reserve or words[j - 1].end - words[i].start > o.max_duration:
                     break
-            lines, line_cost, fits = sc.break_lines(i, j, reserve if i == 0 else 0)
+            lines, line_cost, fits = sc.break_lines(i, j, (reserve if i == 0 else 0) + every)
             if not fits and not single:
                 continue
             c = best[i] + 3.0 + line_cost + 1.5 * inner_sentences
             if j < n:
                 c += sc.cue_cost[j]
-                span = words[j - 1].end - words[i].start
-                if span < o.min_duration and words[j].start - words[j - 1].end < o.min_duration - span:
-                    c += 1.0  # a short cue that cannot be extended into a gap
+            room_end = (words[j].start - o.min_gap) if j < n else words[n - 1].end + tail_room
+            if _reading_shortfall(sc.length(i, j), words[i].start, room_end, o) > _TOL:
+                c += 6.0  # a cue too short or too fast to read in the time it can have
             if c < best[j]:
                 best[j], back[j] = c, (i, lines)
     out = []
@@ -400,34 +443,165 @@ def build_cues(transcript: Transcript, options: CaptionOptions | None = None) ->
                 runs[-1].append(w)
         else:
             runs[-1].append(w)
+    runs = _rejoin_fragments(runs, options)
 
-    raw: list[tuple[float, float, tuple[str, ...], list[_W], bool]] = []
+    media_end = transcript.duration if transcript.duration and transcript.duration > 0 else math.inf
+    emotions = {w.emotion for w in words if w.emotion}
+    tag_width = max((len(_emotion_tag(e)) for e in emotions), default=0) if options.emotion_captions == "tag" else 0
+    raw: list[_Raw] = []
     last_speaker: object = object()
-    for run in runs:
+    for r, run in enumerate(runs):
         changed = run[0].speaker != last_speaker
         last_speaker = run[0].speaker
         label = names.get(run[0].speaker) if run[0].speaker else None
         reserve = len(_srt_prefix(label)) if (label and changed) else 0
-        for k, (i, j, lines) in enumerate(_split_run(run, options, reserve)):
+        tail = (runs[r + 1][0].start - options.min_gap if r + 1 < len(runs) else media_end) - run[-1].end
+        for k, (i, j, lines) in enumerate(_split_run(run, options, reserve, max(tail, 0.0), tag_width)):
             ws = run[i:j]
-            raw.append((ws[0].start, ws[-1].end, lines, ws, changed and k == 0))
+            raw.append(_Raw(ws[0].start, ws[-1].end, lines, ws, changed and k == 0))
+    if options.dialogue_cues and options.max_lines >= 2:
+        raw = _pair_dialogue(raw, options, media_end, tag_width)
+    for r in raw:
+        _set_emotion(r, options)
 
-    cues = _time_cues(raw, options, transcript.duration)
+    cues = _time_cues([(r.start, r.end, r.lines) for r in raw], options, transcript.duration)
     out = []
-    for (start, end), (_, _, lines, ws, changed) in zip(cues, raw):
-        spk = ws[0].speaker
+    shown: object = object()  # the speaker of the last line on screen
+    for (start, end), r in zip(cues, raw):
+        spk = r.words[0].speaker
+        if r.line_speakers:
+            line_labels = tuple(names.get(s) if s else None for s in r.line_speakers)
+            changed, shown = True, r.line_speakers[-1]
+        else:
+            line_labels = ()
+            changed, shown = spk != shown, spk
         out.append(
             Cue(
                 start=start,
                 end=end,
-                lines=lines,
+                lines=r.lines,
                 speaker=spk,
-                words=_cue_words(ws),
+                words=_cue_words(r.words),
                 label=names.get(spk) if spk else None,
                 speaker_changed=changed and spk is not None,
+                line_speakers=r.line_speakers,
+                line_labels=line_labels,
+                emotion=r.emotion,
+                line_emotions=r.line_emotions,
             )
         )
     log.debug("built %d cues from %d words", len(out), len(words))
+    return out
+
+
+def _rejoin_fragments(runs: list[list[_W]], o: CaptionOptions) -> list[list[_W]]:
+    """A run cut off by a pause that is too short to be read before the next speech ("I'm" just
+    before another speaker) goes back to the same speaker's run before it; the cue DP may still
+    break at the pause if that reads better."""
+    out: list[list[_W]] = []
+    for k, run in enumerate(runs):
+        if out and out[-1][-1].speaker == run[0].speaker:
+            room_end = (runs[k + 1][0].start - o.min_gap) if k + 1 < len(runs) else math.inf
+            chars = len(_join([w.text for w in run]))
+            if _reading_shortfall(chars, run[0].start, room_end, o) > _TOL:
+                out[-1].extend(run)
+                continue
+        out.append(run)
+    return out
+
+
+@dataclass(slots=True)
+class _Raw:
+    """A cue before its final timing: speech span, lines, words; line_speakers for a dialogue cue."""
+
+    start: float
+    end: float
+    lines: tuple[str, ...]
+    words: list[_W]
+    changed: bool
+    line_speakers: tuple[str | None, ...] = ()
+    emotion: str | None = None
+    line_emotions: tuple[str | None, ...] = ()
+
+
+def _majority(labels: Iterable[str | None]) -> str | None:
+    counts = Counter(x for x in labels if x)
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def _emotion_tag(label: str) -> str:
+    return f"[{label}] "
+
+
+def _set_emotion(r: _Raw, o: CaptionOptions) -> None:
+    """The cue's emotion: the label most of its words' segments carry (per line in a dialogue cue);
+    with ``emotion_captions="tag"`` the lines get a ``[label] `` prefix (after the dialogue dash)."""
+    r.emotion = _majority(w.emotion for w in r.words)
+    if r.line_speakers:
+        r.line_emotions = tuple(_majority(w.emotion for w in r.words if w.speaker == s) for s in r.line_speakers)
+    if o.emotion_captions != "tag":
+        return
+    if r.line_speakers:
+        r.lines = tuple(
+            f"- {_emotion_tag(e)}{line[2:]}" if e else line for e, line in zip(r.line_emotions, r.lines)
+        )
+    elif r.emotion:
+        r.lines = (_emotion_tag(r.emotion) + r.lines[0],) + r.lines[1:]
+
+
+def _pair_dialogue(raw: list[_Raw], o: CaptionOptions, media_end: float, tag_width: int = 0) -> list[_Raw]:
+    """Put short turns of a dialogue into two-speaker cues where that makes them readable.
+
+    Netflix/BBC dual-speaker convention: two speakers share a cue, one line each, each line
+    starting with a dash.  Two neighbouring cues of different speakers are paired when each fits
+    on one line with its dash, they are spoken close together, and pairing lowers the number of
+    cues that cannot be read in the time they can have (dynamic programme over the cue sequence;
+    a paired cue costs a little more than two readable single ones, so pairs are only made
+    where they help).
+    """
+    n = len(raw)
+    if n < 2:
+        return raw
+    width = o.max_chars_per_line
+    texts = [_join(r.lines) for r in raw]
+
+    def room_end(k: int) -> float:  # where cue k's time ends at the latest: the next cue's speech
+        return (raw[k + 1].start - o.min_gap) if k + 1 < n else media_end
+
+    def single_cost(k: int) -> float:
+        return 1.0 if _reading_shortfall(len(texts[k]), raw[k].start, room_end(k), o) > _TOL else 0.0
+
+    def pair_cost(k: int) -> float | None:
+        a, b = raw[k], raw[k + 1]
+        sa, sb = a.words[0].speaker, b.words[0].speaker
+        if a.line_speakers or sa == sb or sa is None or sb is None:
+            return None
+        if len(texts[k]) + 2 + tag_width > width or len(texts[k + 1]) + 2 + tag_width > width:
+            return None
+        if b.start - a.end > o.dialogue_max_gap or b.end - a.start > o.max_duration:
+            return None
+        chars = len(texts[k]) + len(texts[k + 1]) + 5
+        bad = _reading_shortfall(chars, a.start, room_end(k + 1), o) > _TOL
+        return (1.0 if bad else 0.0) + 0.25
+
+    best = [0.0] * (n + 1)
+    choice = [1] * (n + 1)
+    for k in range(n - 1, -1, -1):
+        best[k], choice[k] = best[k + 1] + single_cost(k), 1
+        if k + 1 < n:
+            pc = pair_cost(k)
+            if pc is not None and best[k + 2] + pc < best[k] - 1e-9:
+                best[k], choice[k] = best[k + 2] + pc, 2
+    out, k = [], 0
+    while k < n:
+        if choice[k] == 2:
+            a, b = raw[k], raw[k + 1]
+            out.append(_Raw(a.start, b.end, (f"- {texts[k]}", f"- {texts[k + 1]}"), a.words + b.words, True,
+                            (a.words[0].speaker, b.words[0].speaker)))
+            k += 2
+        else:
+            out.append(raw[k])
+            k += 1
     return out
 
 
@@ -447,6 +621,7 @@ def _time_cues(raw, o: CaptionOptions, media_end: float | None) -> list[tuple[fl
     n = len(raw)
     starts = [r[0] for r in raw]
     ends = [r[1] for r in raw]
+    speech = list(starts)
     # 1. keep min_gap before the next cue (trim the end of speech, or push the next start)
     for k in range(n - 1):
         limit = starts[k + 1] - o.min_gap
@@ -464,6 +639,13 @@ def _time_cues(raw, o: CaptionOptions, media_end: float | None) -> list[tuple[fl
             target = min(max(o.min_duration, chars / o.max_cps), o.max_duration)
             if ends[k] - starts[k] < target:
                 ends[k] = min(starts[k] + target, room)
+            # still short: the next cue may come up to max_start_delay after its speech starts
+            short = target - (ends[k] - starts[k])
+            if k + 1 < n and short > _TOL / 2 and starts[k + 1] + short <= speech[k + 1] + o.max_start_delay:
+                starts[k + 1] += short
+                ends[k] = starts[k] + target
+                ends[k + 1] = max(ends[k + 1], starts[k + 1] + frame)
+                room = ends[k]
         # 3. close short gaps to min_gap (no flicker between chained cues)
         if k + 1 < n and 0 < starts[k + 1] - ends[k] < o.close_gap:
             ends[k] = max(ends[k], starts[k + 1] - o.min_gap)

@@ -63,6 +63,9 @@ class CaptionOptions:
     close_gap: float = 0.5
     #: extend a cue into the silence after it to meet ``min_duration`` and ``max_cps``
     extend_for_reading: bool = True
+    #: when a cue still lacks reading time, the next cue may appear up to this long after its
+    #: speech starts (seconds; 0.2 s = 5 frames at 25 fps); never more, and only if that is enough
+    max_start_delay: float = 0.2
     #: speaker labels: "off", "on", or "auto" (on when the transcript has more than one speaker)
     speaker_labels: str = "auto"
     #: display name for a raw speaker label (e.g. {"SPEAKER_00": "Alice"}); others use ``speaker_format``
@@ -71,6 +74,15 @@ class CaptionOptions:
     speaker_format: str = "Speaker {n}"
     #: TXT writer: start a new paragraph after a silence at least this long (seconds)
     paragraph_gap: float = 2.0
+    #: dialogue: two speakers' short turns may share a cue, one line each with a leading dash
+    #: (Netflix/BBC dual-speaker cues; WebVTT voice span per line), where that makes them readable
+    dialogue_cues: bool = True
+    #: longest silence between the two turns of a dialogue cue, seconds
+    dialogue_max_gap: float = 1.5
+    #: show the emotion of the speech (``Segment.emotion``, majority over the cue's words): "class"
+    #: wraps WebVTT cue text in ``<c.LABEL>…</c>`` (style it with ``::cue(.LABEL)``; LABEL made a
+    #: valid class name), "tag" prefixes ``[LABEL] `` to the cue text in every format; None = off
+    emotion_captions: str | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -86,7 +98,8 @@ class CaptionOptions:
             raise bad(f"max_chars_per_line must be a positive integer, got {self.max_chars_per_line!r}")
         if not isinstance(self.max_lines, int) or self.max_lines < 1:
             raise bad(f"max_lines must be a positive integer, got {self.max_lines!r}")
-        for name in ("min_duration", "max_duration", "max_cps", "min_gap", "close_gap", "paragraph_gap"):
+        for name in ("min_duration", "max_duration", "max_cps", "min_gap", "close_gap", "paragraph_gap",
+                     "dialogue_max_gap", "max_start_delay"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise bad(f"{name} must be a finite number >= 0, got {v!r}")
@@ -98,6 +111,8 @@ class CaptionOptions:
             not isinstance(self.pause_threshold, (int, float)) or not self.pause_threshold > 0
         ):
             raise bad(f"pause_threshold must be > 0 or None, got {self.pause_threshold!r}")
+        if self.emotion_captions not in (None, "class", "tag"):
+            raise bad(f"emotion_captions must be 'class', 'tag' or None, got {self.emotion_captions!r}")
         if self.speaker_labels not in ("off", "on", "auto"):
             raise bad(f"speaker_labels must be 'off', 'on' or 'auto', got {self.speaker_labels!r}")
         try:

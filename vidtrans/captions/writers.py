@@ -36,10 +36,33 @@ def _captions(cues: Sequence[Cue], lines_for: Callable[[Cue], list[str]]):
     return webvtt.WebVTT(captions=caps)
 
 
-def to_vtt(cues: Sequence[Cue]) -> str:
-    """WebVTT text for *cues* (serialised by webvtt-py; voice spans for labelled speakers)."""
+def css_class(label: str) -> str:
+    """*label* as a WebVTT/CSS class name: lower case, runs of other characters -> '-', a leading
+    digit prefixed with 'e' ("Happy/Joy" -> "happy-joy"; "1st" -> "e1st")."""
+    name = re.sub(r"[^a-z0-9_-]+", "-", label.strip().lower()).strip("-")
+    if not name:
+        return "unknown"
+    return "e" + name if re.match(r"-?[0-9]", name) else name
+
+
+def to_vtt(cues: Sequence[Cue], *, emotion_class: bool = False) -> str:
+    """WebVTT text for *cues* (serialised by webvtt-py; voice spans for labelled speakers).
+
+    A dialogue cue gets one voice span per line: ``<v Speaker 1>- Hello.</v>`` /
+    ``<v Speaker 2>- Hi.</v>``.  With *emotion_class*, the text of a cue whose emotion is known is
+    wrapped in a class span, ``<c.happy>…</c>`` (per line in a dialogue cue).
+    """
     def lines(c: Cue) -> list[str]:
         out = [_escape_vtt(line) for line in c.lines]
+        if emotion_class and c.dialogue:
+            out = [f"<c.{css_class(e)}>{line}</c>" if e else line
+                   for e, line in zip(c.line_emotions or (None,) * len(out), out)]
+        elif emotion_class and c.emotion:
+            out[0] = f"<c.{css_class(c.emotion)}>{out[0]}"
+            out[-1] = f"{out[-1]}</c>"
+        if c.dialogue:
+            # one voice span per line, closed, so styling one speaker never styles the other
+            return [f"<v {_escape_vtt(lab)}>{line}</v>" if lab else line for lab, line in zip(c.line_labels or [None] * len(out), out)]
         if c.label:
             out[0] = f"<v {_escape_vtt(c.label)}>{out[0]}"
         return out
@@ -57,10 +80,13 @@ def _srt_safe(line: str) -> str:
 
 
 def to_srt(cues: Sequence[Cue]) -> str:
-    """SubRip text for *cues* (serialised by webvtt-py; ``SPEAKER 1: `` where the speaker changes)."""
+    """SubRip text for *cues* (serialised by webvtt-py; ``SPEAKER 1: `` where the speaker changes).
+
+    A dialogue cue is written the broadcast way, a dash per speaker and no names.
+    """
     def lines(c: Cue) -> list[str]:
         out = [_srt_safe(line) for line in c.lines]
-        if c.label and c.speaker_changed:
+        if c.label and c.speaker_changed and not c.dialogue:
             out[0] = _srt_prefix(c.label) + out[0]
         return out
 
@@ -71,7 +97,7 @@ def to_srt(cues: Sequence[Cue]) -> str:
 
 
 def _render_vtt(transcript: Transcript, cues: Sequence[Cue], options: CaptionOptions) -> str:
-    return to_vtt(cues)
+    return to_vtt(cues, emotion_class=options.emotion_captions == "class")
 
 
 def _render_srt(transcript: Transcript, cues: Sequence[Cue], options: CaptionOptions) -> str:
@@ -87,16 +113,20 @@ def _render_json(transcript: Transcript, cues: Sequence[Cue], options: CaptionOp
 def _render_txt(transcript: Transcript, cues: Sequence[Cue], options: CaptionOptions) -> str:
     paragraphs: list[str] = []
     cur: list[str] = []
-    prev: Cue | None = None
+    prev_speaker: object = object()
+    prev_end: float | None = None
     for c in cues:
-        new = prev is None or c.speaker != prev.speaker or c.start - prev.end >= options.paragraph_gap
-        if new and cur:
-            paragraphs.append(_join(cur))
-            cur = []
-        if new and c.label:
-            cur.append(f"{c.label}:")
-        cur.append(c.text)
-        prev = c
+        for k, (speaker, label, text) in enumerate(c.parts):
+            gap = k == 0 and prev_end is not None and c.start - prev_end >= options.paragraph_gap
+            new = prev_end is None or speaker != prev_speaker or gap
+            if new and cur:
+                paragraphs.append(_join(cur))
+                cur = []
+            if new and label:
+                cur.append(f"{label}:")
+            cur.append(text)
+            prev_speaker = speaker
+            prev_end = c.end
     if cur:
         paragraphs.append(_join(cur))
     return "\n\n".join(paragraphs) + ("\n" if paragraphs else "")
