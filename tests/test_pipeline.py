@@ -29,6 +29,9 @@ def test_demo_main_job_offline_with_speakers(tmp_path, capsys):
     t = Transcript.load(tmp_path / "talk.json")
     assert t.speaker_turns and all(w.speaker for w in t.words)
     assert {s.speaker for s in t.segments} == voices
+    # issue 9: the demo's captions with speakers are valid WebVTT and break no readability rule
+    capsys.readouterr()
+    assert main(["validate", "--strict", str(vtt)]) == 0, capsys.readouterr().out
     # nothing half-written left behind
     assert not [p for p in tmp_path.rglob(".*") if p.is_file()]
 

@@ -185,3 +185,78 @@ def test_header_text_and_cue_right_after_header():
     assert len(doc.cues) == 1 and doc.header.startswith("WEBVTT Kind")
     rep = validate_vtt(text)
     assert rep.ok and [(w.line, w.rule) for w in rep.warnings] == [(3, "blank_line")]
+
+
+# --------------------------------------------------------------------------- a real browser
+PAGE = """<!doctype html><meta charset=utf-8><body><pre id=out></pre><script>
+const files = %s, result = {};
+let left = files.length;
+function done(name, value) { result[name] = value; if (--left === 0) document.getElementById('out').textContent = 'RESULT' + JSON.stringify(result) + 'END'; }
+for (const name of files) {
+  const video = document.createElement('video'), track = document.createElement('track');
+  track.src = name; track.kind = 'subtitles'; track.default = true;
+  track.onload = () => done(name, Array.from(video.textTracks[0].cues).map(c => (
+    {id: c.id, start: c.startTime, end: c.endTime, text: c.text, align: c.align, line: c.line, position: c.position, size: c.size})));
+  track.onerror = () => done(name, 'error');
+  video.appendChild(track); document.body.appendChild(video);
+}
+</script>"""
+
+
+def chromium_cues(directory: Path, names: list[str]) -> dict:
+    """Load *names* (files in *directory*) as <track>s in headless Chromium; return what track.cues holds."""
+    import functools
+    import http.server
+    import shutil
+    import subprocess
+    import threading
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    (directory / "page.html").write_text(PAGE % json.dumps(names))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        proc = subprocess.run(
+            [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+             "--virtual-time-budget=10000", "--dump-dom", f"http://127.0.0.1:{server.server_address[1]}/page.html"],
+            capture_output=True, text=True, timeout=120,
+        )
+    finally:
+        server.shutdown()
+    m = re.search(r"RESULT(.*)END", proc.stdout, re.S)
+    assert m, proc.stdout[-2000:] + proc.stderr[-2000:]
+    import html as _html
+
+    return json.loads(_html.unescape(m.group(1)))
+
+
+def test_chromium_reads_what_vidtrans_reads(tmp_path):
+    """Every wpt file plus a dialogue file vidtrans wrote: track.cues in Chromium == parse_vtt."""
+    import shutil
+
+    from vidtrans import captions as C
+    from vidtrans.schema import Segment, Transcript, Word
+
+    names = []
+    for name in sorted(EXPECTED):
+        shutil.copy(WPT / f"{name}.vtt", tmp_path / f"{name}.vtt")
+        names.append(f"{name}.vtt")
+    turns = [("A", "Hello.", 0.0), ("B", "Hi, AT&T <rocks>.", 0.45), ("A", "Self-love, don't you think?", 1.6)]
+    segs = []
+    for spk, text, start in turns:
+        ws = tuple(Word(start + 0.2 * k, start + 0.2 * k + 0.18, " " + tok, 0.9, spk) for k, tok in enumerate(text.split()))
+        segs.append(Segment(ws[0].start, ws[-1].end, text, words=ws, speaker=spk))
+    written = C.write(Transcript(segments=tuple(segs), duration=5.0), tmp_path / "ours", formats="vtt")["vtt"]
+    names.append("ours.vtt")
+    got = chromium_cues(tmp_path, names)
+    for name in names:
+        doc = parse_vtt((tmp_path / name).read_bytes())
+        assert got[name] != "error", name
+        ours = [{"id": c.id, "start": c.start, "end": c.end, "text": c.text} for c in doc.cues]
+        theirs = [{k: c[k] for k in ("id", "start", "end", "text")} for c in got[name]]
+        assert ours == theirs, name
+    assert any("<v Speaker 2>- Hi, AT&amp;T &lt;rocks&gt;.</v>" in c["text"] for c in got["ours.vtt"])

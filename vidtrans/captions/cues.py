@@ -565,8 +565,15 @@ def _pair_dialogue(raw: list[_Raw], o: CaptionOptions, media_end: float, tag_wid
     width = o.max_chars_per_line
     texts = [_join(r.lines) for r in raw]
 
-    def room_end(k: int) -> float:  # where cue k's time ends at the latest: the next cue's speech
-        return (raw[k + 1].start - o.min_gap) if k + 1 < n else media_end
+    def room_end(k: int) -> float:
+        """Where cue k's time ends at the latest: the next cue's speech, or a little later when the
+        next cue has time to spare (it may start up to max_start_delay late; see _time_cues)."""
+        if k + 1 >= n:
+            return media_end
+        nxt = raw[k + 1]
+        after = (raw[k + 2].start - o.min_gap) if k + 2 < n else media_end
+        spare = (after - nxt.start) - min(max(o.min_duration, len(texts[k + 1]) / o.max_cps), o.max_duration)
+        return nxt.start - o.min_gap + max(0.0, min(o.max_start_delay, spare))
 
     def single_cost(k: int) -> float:
         return 1.0 if _reading_shortfall(len(texts[k]), raw[k].start, room_end(k), o) > _TOL else 0.0
