@@ -455,7 +455,9 @@ def build_cues(transcript: Transcript, options: CaptionOptions | None = None) ->
         last_speaker = run[0].speaker
         label = names.get(run[0].speaker) if run[0].speaker else None
         reserve = len(_srt_prefix(label)) if (label and changed) else 0
-        tail = (runs[r + 1][0].start - options.min_gap if r + 1 < len(runs) else media_end) - run[-1].end
+        # the run's last cue may last until the next run's speech (plus the next cue's allowed delay)
+        tail = (runs[r + 1][0].start - options.min_gap + options.max_start_delay if r + 1 < len(runs)
+                else media_end) - run[-1].end
         for k, (i, j, lines) in enumerate(_split_run(run, options, reserve, max(tail, 0.0), tag_width)):
             ws = run[i:j]
             raw.append(_Raw(ws[0].start, ws[-1].end, lines, ws, changed and k == 0))

@@ -194,11 +194,8 @@ class _Parser:
         header = s[:header_end]
         if self.pos < len(s):
             if s[self.pos] != "\n":
-                start = self.pos
                 self.collect_block(in_header=True)
                 header = s[:self.pos].rstrip("\n")
-                if start == self.pos:
-                    pass
             else:
                 self.pos += 1
         self.skip_newlines()
@@ -260,7 +257,7 @@ class _Parser:
                 if not in_header and (line_count == 1 or (line_count == 2 and not seen_arrow)):
                     seen_arrow = True
                     previous = self.pos
-                    comment = line_count == 1 and _is_note(line)
+                    comment = _is_note(first_line)
                     want, self.want = self.want, self.want and not comment
                     parsed = self.cue_timings(line, line_no, buffer)
                     self.want = want
