@@ -754,3 +754,29 @@ def test_emotion_label_is_the_majority_of_the_cue_words():
     cues = build_cues(t, CaptionOptions(emotion_captions="class"))
     assert len(cues) == 1 and cues[0].emotion == "sad"
     assert C.writers.css_class("1st Place!") == "e1st-place" and C.writers.css_class("  ") == "unknown"
+
+
+def test_short_turn_pairs_with_the_first_words_of_a_long_turn():
+    a = words("Okay,", start=10.28, per_word=0.48, speaker="A")
+    b = words("does anyone want to see Steve's feedback from the specification?", start=10.78, per_word=0.3,
+              speaker="B")
+    t = transcript(a, b, duration=20)
+    cues = build_cues(t)
+    assert_rules(cues, source=t)
+    assert cues[0].dialogue and cues[0].lines[0] == "- Okay," and cues[0].lines[1].startswith("- does anyone")
+    assert readability(cues).ok, readability(cues).format()
+    alone = build_cues(t, CaptionOptions(dialogue_cues=False))
+    assert not readability(alone).ok  # "Okay," alone is on screen too briefly
+
+
+def test_timing_lag_and_last_cue_hold():
+    # fast speech: the next cue may start a little late (<= max_start_delay) so this one can be read
+    a = words("we were talking about the budget again today", start=0.0, per_word=0.25, speaker="A")
+    b = words("and then", start=2.25, per_word=0.4, gap=0.1, speaker="A")
+    t = transcript(a, b, duration=3.0)
+    cues = build_cues(t, CaptionOptions(pause_threshold=0.01))
+    assert len(cues) == 2 and cues[1].start > b[0].start and cues[1].start <= b[0].start + 0.3 + TOL
+    assert readability(cues).ok, readability(cues).format()
+    assert cues[-1].end > 3.0  # held after the media ends to be read
+    held = build_cues(t, CaptionOptions(pause_threshold=0.01, hold_last_cue=False, max_start_delay=0))
+    assert held[-1].end <= 3.0 + TOL and not readability(held).ok

@@ -446,6 +446,8 @@ def build_cues(transcript: Transcript, options: CaptionOptions | None = None) ->
     runs = _rejoin_fragments(runs, options)
 
     media_end = transcript.duration if transcript.duration and transcript.duration > 0 else math.inf
+    if options.hold_last_cue:  # the last cue may stay after the media ends (see CaptionOptions)
+        media_end = math.inf
     emotions = {w.emotion for w in words if w.emotion}
     tag_width = max((len(_emotion_tag(e)) for e in emotions), default=0) if options.emotion_captions == "tag" else 0
     raw: list[_Raw] = []
@@ -466,7 +468,7 @@ def build_cues(transcript: Transcript, options: CaptionOptions | None = None) ->
     for r in raw:
         _set_emotion(r, options)
 
-    cues = _time_cues([(r.start, r.end, r.lines) for r in raw], options, transcript.duration)
+    cues = _time_cues([(r.start, r.end, r.lines) for r in raw], options, None if options.hold_last_cue else transcript.duration)
     out = []
     shown: object = object()  # the speaker of the last line on screen
     for (start, end), r in zip(cues, raw):
@@ -561,9 +563,10 @@ def _pair_dialogue(raw: list[_Raw], o: CaptionOptions, media_end: float, tag_wid
     a paired cue costs a little more than two readable single ones, so pairs are only made
     where they help).
     """
-    n = len(raw)
-    if n < 2:
+    if len(raw) < 2:
         return raw
+    raw = _split_for_dialogue(raw, o, media_end, tag_width)
+    n = len(raw)
     width = o.max_chars_per_line
     texts = [_join(r.lines) for r in raw]
 
@@ -611,6 +614,55 @@ def _pair_dialogue(raw: list[_Raw], o: CaptionOptions, media_end: float, tag_wid
         else:
             out.append(raw[k])
             k += 1
+    return out
+
+
+def _split_for_dialogue(raw: list[_Raw], o: CaptionOptions, media_end: float, tag_width: int) -> list[_Raw]:
+    """A short turn that cannot be read alone, followed by another speaker's cue too long to share
+    a cue with it ("Okay," / "does anyone want to see Steve's feedback..."): split the long cue so
+    its first words can form the other line of a dialogue cue, where both parts are then readable."""
+    out = list(raw)
+    k = 0
+    limit = o.max_chars_per_line - 2 - tag_width
+    while k + 1 < len(out):
+        a, b = out[k], out[k + 1]
+        after = (out[k + 2].start - o.min_gap) if k + 2 < len(out) else media_end
+        ta = _join(a.lines)
+        if (
+            a.line_speakers or b.line_speakers or a.words[0].speaker == b.words[0].speaker
+            or a.words[0].speaker is None or b.words[0].speaker is None
+            or len(ta) > limit or len(_join(b.lines)) <= limit or b.start - a.end > o.dialogue_max_gap
+            or _reading_shortfall(len(ta), a.start, b.start - o.min_gap, o) <= _TOL
+        ):
+            k += 1
+            continue
+        sc = _Scorer(b.words, o)
+        best = None
+        for m in range(1, len(b.words)):
+            head = sc.length(0, m)
+            if head > limit:
+                break
+            lines, cost, fits = sc.break_lines(m, len(b.words))
+            tail_start = b.words[m].start
+            if not fits or b.words[m - 1].end - a.start > o.max_duration:
+                continue
+            if _reading_shortfall(len(ta) + head + 5, a.start, tail_start - o.min_gap, o) > _TOL:
+                continue
+            if _reading_shortfall(len(_join(lines)), tail_start, after, o) > _TOL:
+                continue
+            c = sc.line_cost[m] + cost
+            if best is None or c < best[0]:
+                best = (c, m, lines)
+        if best is None:
+            k += 1
+            continue
+        _, m, lines = best
+        head_lines = (_join([w.text for w in b.words[:m]]),)
+        out[k + 1:k + 2] = [
+            _Raw(b.words[0].start, b.words[m - 1].end, head_lines, b.words[:m], b.changed),
+            _Raw(b.words[m].start, b.end, lines, b.words[m:], False),
+        ]
+        k += 2
     return out
 
 

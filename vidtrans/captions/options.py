@@ -64,8 +64,12 @@ class CaptionOptions:
     #: extend a cue into the silence after it to meet ``min_duration`` and ``max_cps``
     extend_for_reading: bool = True
     #: when a cue still lacks reading time, the next cue may appear up to this long after its
-    #: speech starts (seconds; 0.2 s = 5 frames at 25 fps); never more, and only if that is enough
-    max_start_delay: float = 0.2
+    #: speech starts (seconds; 0.3 s = 7 frames at 24 fps); never more, and only if that is enough
+    max_start_delay: float = 0.3
+    #: the last cue may stay on screen after the media ends when speech runs up to the end and the
+    #: cue needs the time to be read (players keep the last frame and its caption on screen);
+    #: False ends every cue by ``Transcript.duration``
+    hold_last_cue: bool = True
     #: speaker labels: "off", "on", or "auto" (on when the transcript has more than one speaker)
     speaker_labels: str = "auto"
     #: display name for a raw speaker label (e.g. {"SPEAKER_00": "Alice"}); others use ``speaker_format``
