@@ -780,3 +780,19 @@ def test_timing_lag_and_last_cue_hold():
     assert cues[-1].end > 3.0  # held after the media ends to be read
     held = build_cues(t, CaptionOptions(pause_threshold=0.01, hold_last_cue=False, max_start_delay=0))
     assert held[-1].end <= 3.0 + TOL and not readability(held).ok
+
+
+def test_cli_emotion_and_dialogue_flags_reach_caption_options():
+    from dataclasses import replace
+
+    from vidtrans.cli import _pipeline_options, build_parser, main
+
+    args = build_parser().parse_args(["run", "x.wav", "--emotion-captions", "class", "--no-dialogue-cues"])
+    po = _pipeline_options(args)
+    assert po.caption_options == {"emotion_captions": "class", "dialogue_cues": False}
+    o = replace(CaptionOptions(), **po.caption_options)  # what pipeline.run does
+    assert C.render(emotional_transcript(), "vtt", o.validate()).count("<c.") == 2
+    default = _pipeline_options(build_parser().parse_args(["run", "x.wav"]))
+    assert "emotion_captions" not in default.caption_options and "dialogue_cues" not in default.caption_options
+    with pytest.raises(SystemExit):
+        main(["run", "x.wav", "--emotion-captions", "colour"])
