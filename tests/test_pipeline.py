@@ -29,6 +29,18 @@ def test_demo_main_job_offline_with_speakers(tmp_path, capsys):
     t = Transcript.load(tmp_path / "talk.json")
     assert t.speaker_turns and all(w.speaker for w in t.words)
     assert {s.speaker for s in t.segments} == voices
+    # issue 9: the demo's captions with speakers are valid WebVTT and break no readability rule
+    capsys.readouterr()
+    assert main(["validate", "--strict", str(vtt)]) == 0, capsys.readouterr().out
+    import shutil
+
+    if shutil.which("chromium"):  # a real browser reads the cues vidtrans wrote (see test_webvtt_conformance)
+        from test_webvtt_conformance import chromium_cues
+
+        from vidtrans.captions import parse_vtt
+
+        got = chromium_cues(tmp_path, ["talk.vtt"])["talk.vtt"]
+        assert [(c["start"], c["end"], c["text"]) for c in got] == [(c.start, c.end, c.text) for c in parse_vtt(vtt).cues]
     # nothing half-written left behind
     assert not [p for p in tmp_path.rglob(".*") if p.is_file()]
 

@@ -125,7 +125,8 @@ def _pipeline_options(args: argparse.Namespace):
     )
 
 
-_CAPTION_FLAGS = ("max_chars_per_line", "max_lines", "max_cps", "min_duration", "max_duration", "pause_threshold", "speaker_labels")
+_CAPTION_FLAGS = ("max_chars_per_line", "max_lines", "max_cps", "min_duration", "max_duration", "pause_threshold", "speaker_labels",
+                  "emotion_captions", "dialogue_cues")
 
 
 def _caption_overrides(args: argparse.Namespace) -> dict:
@@ -438,6 +439,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--max-duration", dest="max_duration", type=float, default=None, help="longest caption, seconds (default 7)")
         p.add_argument("--pause", dest="pause_threshold", type=float, default=None, help="new caption after a silence this long (default 0.4; 0 = never)")
         p.add_argument("--speaker-labels", dest="speaker_labels", choices=["auto", "on", "off"], default=None)
+        # issue 9: emotion in captions (needs Segment.emotion from the emotion stage), dialogue cues
+        p.add_argument("--emotion-captions", dest="emotion_captions", choices=["class", "tag"], default=None,
+                       help="show each cue's emotion: 'class' = WebVTT <c.LABEL> span, 'tag' = [LABEL] prefix")
+        p.add_argument("--no-dialogue-cues", dest="dialogue_cues", action="store_const", const=False, default=None,
+                       help="never put two speakers in one cue (dashed dialogue lines)")
         p.add_argument("--cookies", default=None, help="cookies.txt for private or age-restricted videos")
         _add_diarize_flags(p)
         # publishing (vidtrans.upload): --upload after captioning, --translate adds <stem>.<lang>.vtt tracks

@@ -1,0 +1,727 @@
+"""Cue building: word timestamps -> cues (cue boundaries, line breaking, on-screen timing)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..schema import Segment, Transcript, Word, _Record
+from .options import _NO_SPACE, _TOL, CaptionOptions, InvalidTranscriptError, _join, _sep
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Cue(_Record):
+    """One caption: what is on screen from ``start`` to ``end`` (seconds)."""
+
+    start: float
+    end: float
+    #: the displayed lines (without speaker label)
+    lines: tuple[str, ...]
+    #: raw speaker label from diarization/the engine, when known
+    speaker: str | None = None
+    #: the words shown, with their own timing
+    words: tuple[Word, ...] = ()
+    #: display name of the speaker when speaker labels are on, else None
+    label: str | None = None
+    #: first cue after a change of speaker (SRT shows the label only there)
+    speaker_changed: bool = False
+    #: a dialogue cue (two speakers, one line each, each line starting with "- "): the raw speaker
+    #: of each line; () for a one-speaker cue
+    line_speakers: tuple[str | None, ...] = ()
+    #: display names of ``line_speakers`` when speaker labels are on
+    line_labels: tuple[str | None, ...] = ()
+    #: emotion label of the segments the cue's words come from (majority), when known
+    emotion: str | None = None
+    #: per line of a dialogue cue
+    line_emotions: tuple[str | None, ...] = ()
+
+    @property
+    def dialogue(self) -> bool:
+        """Two speakers share this cue (one line each, with dialogue dashes)."""
+        return bool(self.line_speakers)
+
+    @property
+    def parts(self) -> list[tuple[str | None, str | None, str]]:
+        """(speaker, display label, text) per speaker shown: one for a cue, two for a dialogue cue
+        (without the dashes)."""
+        if not self.line_speakers:
+            return [(self.speaker, self.label, self.text)]
+        labels = self.line_labels or (None,) * len(self.lines)
+        return [(s, lab, line[2:] if line.startswith("- ") else line)
+                for s, lab, line in zip(self.line_speakers, labels, self.lines)]
+
+    @property
+    def text(self) -> str:
+        """The cue text on one line (lines joined with a space, or nothing inside CJK/Thai text)."""
+        return _join(self.lines)
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    @property
+    def chars(self) -> int:
+        """Characters read: the displayed text, spaces included, line breaks not."""
+        return len(self.text)
+
+    @property
+    def cps(self) -> float:
+        """Reading speed in characters per second."""
+        return self.chars / self.duration if self.duration > 0 else math.inf
+
+
+# -- word classes used to score breaks (English; other languages fall back on punctuation/pauses)
+_SENT_END = re.compile(r"[.!?…。！？]['\"”’)\]]*$")
+_CLAUSE_END = re.compile(r"[,;:–—、，；：]['\"”’)\]]*$")
+#: tokens that only close the word before them ("," "?" "...") and are glued to it
+_TRAILING_PUNCT = re.compile(r"^[.,!?;:…%)\]}\"'”’»。，！？、；：]+$")
+_STRIP = re.compile(r"^[^\w']+|[^\w']+$", re.UNICODE)
+_BREAK_BEFORE = frozenset(
+    """and but or nor so yet because although though while if when where whereas whether which who
+    whom whose that than as since unless until after before once in on at to for of with from by about
+    into onto over under between through during without within like across against among around
+    toward towards upon""".split()
+)
+#: words that should not end a line or a cue ("the | cat")
+_NO_BREAK_AFTER = _BREAK_BEFORE | frozenset(
+    """a an the my your his her its our their this these those some any no every each very
+    i i'm i've i'd i'll we you they he she it's is are was were be been am do does did not
+    can could will would shall should may might must has have had mr mrs ms dr""".split()
+)
+
+
+
+_NO_SPACE_SPLIT = re.compile(f"{_NO_SPACE.pattern}|(?:(?!{_NO_SPACE.pattern}).)+")
+
+
+@dataclass(slots=True)
+class _W:
+    start: float
+    end: float
+    text: str
+    speaker: str | None
+    probability: float | None = None
+    #: the engine wrote a space before this word (faster-whisper's " self" vs "-love")
+    space: bool = True
+    #: emotion label of the segment the word comes from
+    emotion: str | None = None
+
+    def bare(self) -> str:
+        return _STRIP.sub("", self.text).lower()
+
+
+def _check_time(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise InvalidTranscriptError(f"{what} has an invalid time {value!r}; times must be finite seconds >= 0")
+    return float(value)
+
+
+def _segment_words(seg: Segment, index: int) -> list[_W]:
+    """Words of one segment; proportional timing from the text when the engine gave no words."""
+    start = _check_time(seg.start, f"segment {index}")
+    end = _check_time(seg.end, f"segment {index}")
+    emotion = seg.emotion.label if seg.emotion is not None and seg.emotion.label else None
+    if end < start - 0.001:
+        raise InvalidTranscriptError(f"segment {index} ends ({end:.3f}s) before it starts ({start:.3f}s)")
+    if seg.words:
+        out = []
+        for k, w in enumerate(seg.words):
+            ws = _check_time(w.start, f"word {k} ({w.text!r}) of segment {index}")
+            we = _check_time(w.end, f"word {k} ({w.text!r}) of segment {index}")
+            if we < ws - 0.001:
+                raise InvalidTranscriptError(
+                    f"word {k} ({w.text!r}) of segment {index} ends ({we:.3f}s) before it starts ({ws:.3f}s)"
+                )
+            out.append(_W(ws, max(ws, we), " ".join(w.text.split()), w.speaker or seg.speaker, w.probability,
+                          space=w.text[:1].isspace(), emotion=emotion))
+        return out
+    # words of the text; in scripts without spaces every character is a word
+    tokens = [(t, k == 0) for tok in seg.text.split() for k, t in enumerate(_NO_SPACE_SPLIT.findall(tok))]
+    if not tokens:
+        return []
+    weights = [len(t) + 1 for t, _ in tokens]
+    total = sum(weights)
+    span = max(end - start, 0.0)
+    out, t = [], start
+    for (tok, space), wt in zip(tokens, weights):
+        d = span * wt / total
+        out.append(_W(t, t + d, tok, seg.speaker, space=space, emotion=emotion))
+        t += d
+    return out
+
+
+def _prepare_words(transcript: Transcript) -> list[_W]:
+    """All words in time order, cleaned: no empty/punctuation-only tokens, no overlaps, no duplicates."""
+    raw: list[_W] = []
+    for i, seg in enumerate(transcript.segments):
+        if not isinstance(seg, Segment):
+            raise InvalidTranscriptError(f"segment {i} is a {type(seg).__name__}, not a vidtrans Segment")
+        seg_words = _segment_words(seg, i)
+        # words the diarizer could not place inherit the previous word's speaker in the same segment
+        prev_speaker = None
+        for w in seg_words:
+            if w.speaker is None:
+                w.speaker = prev_speaker
+            prev_speaker = w.speaker
+        raw.extend(seg_words)
+    raw.sort(key=lambda w: (w.start, w.end))  # stable: equal times keep engine order
+
+    # words carry the engine's leading space (schema.Word): one written without it continues the word
+    # before ("self" + "-love", "don" + "'t", "3" + ".5"), except between two characters of a script
+    # written without spaces, where a line may break.  Transcripts whose words never carry a space
+    # (hand-built, older JSON) are spaced as before.
+    spaced = any(w.space for w in raw[1:])
+    words: list[_W] = []
+    for w in raw:
+        if not w.text:
+            continue
+        p = words[-1] if words else None
+        if (
+            p is not None and spaced and not w.space and w.start <= p.end + 0.5
+            and not (_NO_SPACE.match(p.text[-1]) and _NO_SPACE.match(w.text[0]))
+        ):
+            p.text += w.text
+            p.end = max(p.end, w.end)
+            if w.probability is not None:
+                p.probability = w.probability if p.probability is None else min(p.probability, w.probability)
+            continue
+        if words and _TRAILING_PUNCT.match(w.text) and w.start <= words[-1].end + 0.5:
+            # a separate punctuation token ("," "?") belongs to the word before it
+            words[-1].text += w.text
+            words[-1].end = max(words[-1].end, w.end)
+            continue
+        if words:
+            p = words[-1]
+            if w.start < p.end:  # overlapping input (overlapping segments, chunk seams)
+                if w.bare() == p.bare() and w.bare():
+                    log.debug("dropping duplicated word %r at %.2fs", w.text, w.start)
+                    continue
+                if w.start > p.start:
+                    p.end = w.start
+                else:
+                    w.start = p.end
+                    w.end = max(w.end, w.start)
+        words.append(w)
+    return words
+
+
+def _display_names(speakers: Iterable[str], options: CaptionOptions) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for s in speakers:
+        if s not in names:
+            names[s] = options.speaker_names.get(s) or options.speaker_format.format(n=len(names) + 1, label=s)
+    return names
+
+
+def _srt_prefix(label: str) -> str:
+    return f"{label.upper()}: "
+
+
+class _Scorer:
+    """Break and line costs for one stretch of words (costs precomputed per word boundary)."""
+
+    def __init__(self, words: Sequence[_W], options: CaptionOptions):
+        self.w = words
+        self.o = options
+        n = len(words)
+        self.toks = [w.text for w in words]
+        self.pre = [0]
+        for t in self.toks:
+            self.pre.append(self.pre[-1] + len(t))
+        #: spre[k]: total separator length of the boundaries 1..k (boundary k is between words k-1 and k)
+        self.spre = [0]
+        for k in range(1, n):
+            self.spre.append(self.spre[-1] + len(_sep(self.toks[k - 1], self.toks[k])))
+        punct = options.break_at_punctuation
+        bare = [w.bare() for w in words]
+        self.sent_end = [bool(punct and _SENT_END.search(t)) for t in self.toks]
+        clause = [bool(punct and _CLAUSE_END.search(t)) for t in self.toks]
+        #: line_cost[k]: cost of a break between words k-1 and k; cue_cost[k] adds a bonus for silence
+        self.line_cost = [0.0] * (n + 1)
+        self.cue_cost = [0.0] * (n + 1)
+        for k in range(1, n):
+            if self.sent_end[k - 1]:
+                c = 0.0
+            elif clause[k - 1]:
+                c = 1.0
+            elif bare[k] in _BREAK_BEFORE:
+                c = 2.0
+            else:
+                c = 4.0
+            if bare[k - 1] in _NO_BREAK_AFTER and not (self.sent_end[k - 1] or clause[k - 1]):
+                c += 3.0
+            self.line_cost[k] = c
+            self.cue_cost[k] = c - 2.0 * min(max(words[k].start - words[k - 1].end, 0.0), 1.0)
+
+    def length(self, a: int, b: int) -> int:
+        """Characters of words[a:b] as written (with the separators between them)."""
+        return self.pre[b] - self.pre[a] + self.spre[b - 1] - self.spre[a]
+
+    def break_lines(self, i: int, j: int, reserve: int = 0) -> tuple[tuple[str, ...], float, bool]:
+        """Best line breaking of words[i:j] -> (lines, cost, fits)."""
+        o = self.o
+        toks = self.toks
+        n = j - i
+        width = o.max_chars_per_line
+        limit0 = width - reserve
+        total = self.length(i, j)
+        if total <= limit0:
+            return (_join(toks[i:j]),), 0.0, True
+        if o.max_lines < 2 or n < 2 or total > limit0 + (o.max_lines - 1) * (width + 1):
+            return self._greedy(toks[i:j], limit0), 0.0, False
+        if o.max_lines == 2 or total <= limit0 + width + 1:
+            # two lines: try every split point
+            target = (total - 1) / 2
+            best, best_k = math.inf, -1
+            for k in range(i + 1, j):
+                l1 = self.length(i, k)
+                if l1 > limit0:
+                    break
+                l2 = self.length(k, j)
+                if l2 > width:
+                    continue
+                c = 10.0 * (((l1 - target) / width) ** 2 + ((l2 - target) / width) ** 2) + self.line_cost[k]
+                if n > 2 and (k == i + 1 or k == j - 1):
+                    c += 5.0  # a one-word (orphan) line that could have been avoided
+                if c < best:
+                    best, best_k = c, k
+            if best_k >= 0:
+                return (_join(toks[i:best_k]), _join(toks[best_k:j])), best, True
+            if o.max_lines == 2:
+                return self._greedy(toks[i:j], limit0), 0.0, False
+        return self._break_many(i, j, reserve)
+
+    def _break_many(self, i: int, j: int, reserve: int) -> tuple[tuple[str, ...], float, bool]:
+        """Three or more lines: dynamic programme over line starts."""
+        o = self.o
+        n = j - i
+        width = o.max_chars_per_line
+        limit0 = width - reserve
+        total = self.length(i, j)
+        inf = math.inf
+        for n_lines in range(3, min(o.max_lines, n) + 1):
+            target = (total - (n_lines - 1)) / n_lines
+            # best[l][k]: cost of words[i:i+k] in l lines; back[l][k]: start of the last line
+            best = [[inf] * (n + 1) for _ in range(n_lines + 1)]
+            back = [[0] * (n + 1) for _ in range(n_lines + 1)]
+            best[0][0] = 0.0
+            for line in range(1, n_lines + 1):
+                lim = limit0 if line == 1 else width
+                for k in range(line, n + 1):
+                    for a in range(k - 1, line - 2, -1):
+                        ln = self.length(i + a, i + k)
+                        if ln > lim:
+                            break
+                        if best[line - 1][a] == inf:
+                            continue
+                        c = best[line - 1][a] + 10.0 * ((ln - target) / width) ** 2
+                        if k - a == 1 and n > n_lines:
+                            c += 5.0
+                        if k < n and line < n_lines:
+                            c += self.line_cost[i + k]
+                        if c < best[line][k]:
+                            best[line][k], back[line][k] = c, a
+            if best[n_lines][n] < inf:
+                cuts, k = [], n
+                for line in range(n_lines, 0, -1):
+                    a = back[line][k]
+                    cuts.append((a, k))
+                    k = a
+                lines = tuple(_join(self.toks[i + a:i + b]) for a, b in reversed(cuts))
+                return lines, best[n_lines][n], True
+        return self._greedy(self.toks[i:j], limit0), 0.0, False
+
+    def _greedy(self, toks: list[str], limit0: int) -> tuple[str, ...]:
+        lines: list[str] = []
+        cur = ""
+        for t in toks:
+            lim = limit0 if not lines else self.o.max_chars_per_line
+            if cur and len(cur) + len(_sep(cur, t)) + len(t) > lim:
+                lines.append(cur)
+                cur = t
+            else:
+                cur = _join((cur, t)) if cur else t
+        lines.append(cur)
+        return tuple(lines)
+
+
+def _reading_shortfall(chars: int, start: float, room_end: float, o: CaptionOptions) -> float:
+    """Seconds a cue of *chars* starting at *start* lacks to be read (min duration, max cps) before *room_end*."""
+    need = min(max(o.min_duration, chars / o.max_cps), o.max_duration)
+    return max(0.0, need - (room_end - start))
+
+
+def _split_run(
+    words: list[_W], options: CaptionOptions, reserve: int, tail_room: float = math.inf, every: int = 0
+) -> list[tuple[int, int, tuple[str, ...]]]:
+    """Choose cue boundaries in one stretch of same-speaker speech (dynamic programme).
+
+    *tail_room*: seconds after the last word that its cue may stay on screen (until the next cue);
+    *reserve*: characters kept free on the first line of the first cue (SRT speaker label),
+    *every*: on the first line of every cue (emotion tag).
+    A cue that could not be read in the time it can have (too short, too fast) costs more than a
+    cue boundary, so such words go with their neighbours when the line rules allow it.
+    """
+    o = options
+    sc = _Scorer(words, o)
+    n = len(words)
+    max_chars = o.max_lines * (o.max_chars_per_line + 1)
+    best = [math.inf] * (n + 1)
+    back: list[tuple[int, tuple[str, ...]]] = [(0, ())] * (n + 1)
+    best[0] = 0.0
+    for j in range(1, n + 1):
+        inner_sentences = 0
+        for i in range(j - 1, -1, -1):
+            single = i == j - 1
+            if not single:
+                if sc.sent_end[i]:
+                    inner_sentences += 1
+                if sc.length(i, j) > max_chars + reserve or words[j - 1].end - words[i].start > o.max_duration:
+                    break
+            lines, line_cost, fits = sc.break_lines(i, j, (reserve if i == 0 else 0) + every)
+            if not fits and not single:
+                continue
+            c = best[i] + 3.0 + line_cost + 1.5 * inner_sentences
+            if j < n:
+                c += sc.cue_cost[j]
+            room_end = (words[j].start - o.min_gap) if j < n else words[n - 1].end + tail_room
+            if _reading_shortfall(sc.length(i, j), words[i].start, room_end, o) > _TOL:
+                c += 6.0  # a cue too short or too fast to read in the time it can have
+            if c < best[j]:
+                best[j], back[j] = c, (i, lines)
+    out = []
+    j = n
+    while j > 0:
+        i, lines = back[j]
+        out.append((i, j, lines))
+        j = i
+    return out[::-1]
+
+
+def build_cues(transcript: Transcript, options: CaptionOptions | None = None) -> list[Cue]:
+    """Build caption cues from *transcript*'s word timestamps following *options*' rules.
+
+    Segments without words are captioned from their text with proportional
+    timing.  Returns cues in time order, non-overlapping, at least
+    ``options.min_gap`` apart.
+    """
+    options = (options or CaptionOptions()).validate()
+    if not isinstance(transcript, Transcript):
+        raise InvalidTranscriptError(
+            f"build_cues needs a vidtrans Transcript, got {type(transcript).__name__}"
+            + (" (load JSON with Transcript.load)" if isinstance(transcript, (str, os.PathLike)) else "")
+        )
+    words = _prepare_words(transcript)
+    if not words:
+        return []
+
+    speakers = [w.speaker for w in words if w.speaker]
+    distinct = list(dict.fromkeys(speakers))
+    labels_on = options.speaker_labels == "on" or (options.speaker_labels == "auto" and len(distinct) > 1)
+    names = _display_names(distinct, options) if labels_on else {}
+
+    # runs: hard breaks at speaker changes and at long pauses, unless the speech before the
+    # pause could then not stay on screen for min_duration (the cue DP may still break there)
+    runs: list[list[_W]] = [[words[0]]]
+    for prev, w in zip(words, words[1:]):
+        pause = w.start - prev.end
+        if w.speaker != prev.speaker:
+            runs.append([w])
+        elif options.pause_threshold is not None and pause >= options.pause_threshold:
+            room = prev.end - runs[-1][0].start + max(pause - options.min_gap, 0.0)
+            if room >= options.min_duration - _TOL:
+                runs.append([w])
+            else:
+                runs[-1].append(w)
+        else:
+            runs[-1].append(w)
+    runs = _rejoin_fragments(runs, options)
+
+    media_end = transcript.duration if transcript.duration and transcript.duration > 0 else math.inf
+    if options.hold_last_cue:  # the last cue may stay after the media ends (see CaptionOptions)
+        media_end = math.inf
+    emotions = {w.emotion for w in words if w.emotion}
+    tag_width = max((len(_emotion_tag(e)) for e in emotions), default=0) if options.emotion_captions == "tag" else 0
+    raw: list[_Raw] = []
+    last_speaker: object = object()
+    for r, run in enumerate(runs):
+        changed = run[0].speaker != last_speaker
+        last_speaker = run[0].speaker
+        label = names.get(run[0].speaker) if run[0].speaker else None
+        reserve = len(_srt_prefix(label)) if (label and changed) else 0
+        # the run's last cue may last until the next run's speech (plus the next cue's allowed delay)
+        tail = (runs[r + 1][0].start - options.min_gap + options.max_start_delay if r + 1 < len(runs)
+                else media_end) - run[-1].end
+        for k, (i, j, lines) in enumerate(_split_run(run, options, reserve, max(tail, 0.0), tag_width)):
+            ws = run[i:j]
+            raw.append(_Raw(ws[0].start, ws[-1].end, lines, ws, changed and k == 0))
+    if options.dialogue_cues and options.max_lines >= 2:
+        raw = _pair_dialogue(raw, options, media_end, tag_width)
+    for r in raw:
+        _set_emotion(r, options)
+
+    cues = _time_cues([(r.start, r.end, r.lines) for r in raw], options, None if options.hold_last_cue else transcript.duration)
+    out = []
+    shown: object = object()  # the speaker of the last line on screen
+    for (start, end), r in zip(cues, raw):
+        spk = r.words[0].speaker
+        if r.line_speakers:
+            line_labels = tuple(names.get(s) if s else None for s in r.line_speakers)
+            changed, shown = True, r.line_speakers[-1]
+        else:
+            line_labels = ()
+            changed, shown = spk != shown, spk
+        out.append(
+            Cue(
+                start=start,
+                end=end,
+                lines=r.lines,
+                speaker=spk,
+                words=_cue_words(r.words),
+                label=names.get(spk) if spk else None,
+                speaker_changed=changed and spk is not None,
+                line_speakers=r.line_speakers,
+                line_labels=line_labels,
+                emotion=r.emotion,
+                line_emotions=r.line_emotions,
+            )
+        )
+    log.debug("built %d cues from %d words", len(out), len(words))
+    return out
+
+
+def _rejoin_fragments(runs: list[list[_W]], o: CaptionOptions) -> list[list[_W]]:
+    """A run cut off by a pause that is too short to be read before the next speech ("I'm" just
+    before another speaker) goes back to the same speaker's run before it; the cue DP may still
+    break at the pause if that reads better."""
+    out: list[list[_W]] = []
+    for k, run in enumerate(runs):
+        if out and out[-1][-1].speaker == run[0].speaker:
+            room_end = (runs[k + 1][0].start - o.min_gap) if k + 1 < len(runs) else math.inf
+            chars = len(_join([w.text for w in run]))
+            if _reading_shortfall(chars, run[0].start, room_end, o) > _TOL:
+                out[-1].extend(run)
+                continue
+        out.append(run)
+    return out
+
+
+@dataclass(slots=True)
+class _Raw:
+    """A cue before its final timing: speech span, lines, words; line_speakers for a dialogue cue."""
+
+    start: float
+    end: float
+    lines: tuple[str, ...]
+    words: list[_W]
+    changed: bool
+    line_speakers: tuple[str | None, ...] = ()
+    emotion: str | None = None
+    line_emotions: tuple[str | None, ...] = ()
+
+
+def _majority(labels: Iterable[str | None]) -> str | None:
+    counts = Counter(x for x in labels if x)
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def _emotion_tag(label: str) -> str:
+    return f"[{label}] "
+
+
+def _set_emotion(r: _Raw, o: CaptionOptions) -> None:
+    """The cue's emotion: the label most of its words' segments carry (per line in a dialogue cue);
+    with ``emotion_captions="tag"`` the lines get a ``[label] `` prefix (after the dialogue dash)."""
+    r.emotion = _majority(w.emotion for w in r.words)
+    if r.line_speakers:
+        r.line_emotions = tuple(_majority(w.emotion for w in r.words if w.speaker == s) for s in r.line_speakers)
+    if o.emotion_captions != "tag":
+        return
+    if r.line_speakers:
+        r.lines = tuple(
+            f"- {_emotion_tag(e)}{line[2:]}" if e else line for e, line in zip(r.line_emotions, r.lines)
+        )
+    elif r.emotion:
+        r.lines = (_emotion_tag(r.emotion) + r.lines[0],) + r.lines[1:]
+
+
+def _pair_dialogue(raw: list[_Raw], o: CaptionOptions, media_end: float, tag_width: int = 0) -> list[_Raw]:
+    """Put short turns of a dialogue into two-speaker cues where that makes them readable.
+
+    Netflix/BBC dual-speaker convention: two speakers share a cue, one line each, each line
+    starting with a dash.  Two neighbouring cues of different speakers are paired when each fits
+    on one line with its dash, they are spoken close together, and pairing lowers the number of
+    cues that cannot be read in the time they can have (dynamic programme over the cue sequence;
+    a paired cue costs a little more than two readable single ones, so pairs are only made
+    where they help).
+    """
+    if len(raw) < 2:
+        return raw
+    raw = _split_for_dialogue(raw, o, media_end, tag_width)
+    n = len(raw)
+    width = o.max_chars_per_line
+    texts = [_join(r.lines) for r in raw]
+
+    def room_end(k: int) -> float:
+        """Where cue k's time ends at the latest: the next cue's speech, or a little later when the
+        next cue has time to spare (it may start up to max_start_delay late; see _time_cues)."""
+        if k + 1 >= n:
+            return media_end
+        nxt = raw[k + 1]
+        after = (raw[k + 2].start - o.min_gap) if k + 2 < n else media_end
+        spare = (after - nxt.start) - min(max(o.min_duration, len(texts[k + 1]) / o.max_cps), o.max_duration)
+        return nxt.start - o.min_gap + max(0.0, min(o.max_start_delay, spare))
+
+    def single_cost(k: int) -> float:
+        return 1.0 if _reading_shortfall(len(texts[k]), raw[k].start, room_end(k), o) > _TOL else 0.0
+
+    def pair_cost(k: int) -> float | None:
+        a, b = raw[k], raw[k + 1]
+        sa, sb = a.words[0].speaker, b.words[0].speaker
+        if a.line_speakers or sa == sb or sa is None or sb is None:
+            return None
+        if len(texts[k]) + 2 + tag_width > width or len(texts[k + 1]) + 2 + tag_width > width:
+            return None
+        if b.start - a.end > o.dialogue_max_gap or b.end - a.start > o.max_duration:
+            return None
+        chars = len(texts[k]) + len(texts[k + 1]) + 5
+        bad = _reading_shortfall(chars, a.start, room_end(k + 1), o) > _TOL
+        return (1.0 if bad else 0.0) + 0.25
+
+    best = [0.0] * (n + 1)
+    choice = [1] * (n + 1)
+    for k in range(n - 1, -1, -1):
+        best[k], choice[k] = best[k + 1] + single_cost(k), 1
+        if k + 1 < n:
+            pc = pair_cost(k)
+            if pc is not None and best[k + 2] + pc < best[k] - 1e-9:
+                best[k], choice[k] = best[k + 2] + pc, 2
+    out, k = [], 0
+    while k < n:
+        if choice[k] == 2:
+            a, b = raw[k], raw[k + 1]
+            out.append(_Raw(a.start, b.end, (f"- {texts[k]}", f"- {texts[k + 1]}"), a.words + b.words, True,
+                            (a.words[0].speaker, b.words[0].speaker)))
+            k += 2
+        else:
+            out.append(raw[k])
+            k += 1
+    return out
+
+
+def _split_for_dialogue(raw: list[_Raw], o: CaptionOptions, media_end: float, tag_width: int) -> list[_Raw]:
+    """A short turn that cannot be read alone, followed by another speaker's cue too long to share
+    a cue with it ("Okay," / "does anyone want to see Steve's feedback..."): split the long cue so
+    its first words can form the other line of a dialogue cue, where both parts are then readable."""
+    out = list(raw)
+    k = 0
+    limit = o.max_chars_per_line - 2 - tag_width
+    while k + 1 < len(out):
+        a, b = out[k], out[k + 1]
+        after = (out[k + 2].start - o.min_gap) if k + 2 < len(out) else media_end
+        ta = _join(a.lines)
+        if (
+            a.line_speakers or b.line_speakers or a.words[0].speaker == b.words[0].speaker
+            or a.words[0].speaker is None or b.words[0].speaker is None
+            or len(ta) > limit or len(_join(b.lines)) <= limit or b.start - a.end > o.dialogue_max_gap
+            or _reading_shortfall(len(ta), a.start, b.start - o.min_gap, o) <= _TOL
+        ):
+            k += 1
+            continue
+        sc = _Scorer(b.words, o)
+        best = None
+        for m in range(1, len(b.words)):
+            head = sc.length(0, m)
+            if head > limit:
+                break
+            lines, cost, fits = sc.break_lines(m, len(b.words))
+            tail_start = b.words[m].start
+            if not fits or b.words[m - 1].end - a.start > o.max_duration:
+                continue
+            if _reading_shortfall(len(ta) + head + 5, a.start, tail_start - o.min_gap, o) > _TOL:
+                continue
+            if _reading_shortfall(len(_join(lines)), tail_start, after, o) > _TOL:
+                continue
+            c = sc.line_cost[m] + cost
+            if best is None or c < best[0]:
+                best = (c, m, lines)
+        if best is None:
+            k += 1
+            continue
+        _, m, lines = best
+        head_lines = (_join([w.text for w in b.words[:m]]),)
+        out[k + 1:k + 2] = [
+            _Raw(b.words[0].start, b.words[m - 1].end, head_lines, b.words[:m], b.changed),
+            _Raw(b.words[m].start, b.end, lines, b.words[m:], False),
+        ]
+        k += 2
+    return out
+
+
+def _cue_words(ws: Sequence[_W]) -> tuple[Word, ...]:
+    """The cue's words in the schema's convention: each with the space written before it (if any)."""
+    out, prev = [], None
+    for w in ws:
+        lead = (" " if not _NO_SPACE.match(w.text[0]) else "") if prev is None else _sep(prev, w.text)
+        out.append(Word(w.start, w.end, lead + w.text, w.probability, w.speaker))
+        prev = w.text
+    return tuple(out)
+
+
+def _time_cues(raw, o: CaptionOptions, media_end: float | None) -> list[tuple[float, float]]:
+    """Final on-screen times: gaps, reading-time extension, gap closing, max duration."""
+    frame = 1 / 25
+    n = len(raw)
+    starts = [r[0] for r in raw]
+    ends = [r[1] for r in raw]
+    speech = list(starts)
+    # 1. keep min_gap before the next cue (trim the end of speech, or push the next start)
+    for k in range(n - 1):
+        limit = starts[k + 1] - o.min_gap
+        if ends[k] > limit:
+            ends[k] = max(limit, starts[k] + frame)
+            starts[k + 1] = max(starts[k + 1], ends[k] + o.min_gap)
+            ends[k + 1] = max(ends[k + 1], starts[k + 1] + frame)
+    hard_end = media_end if media_end and media_end > 0 else math.inf
+    for k in range(n):
+        room = (starts[k + 1] - o.min_gap) if k + 1 < n else hard_end
+        room = max(room, ends[k])
+        chars = len(_join(raw[k][2]))
+        if o.extend_for_reading:
+            # 2. reading time: min duration and max cps, into the following silence
+            target = min(max(o.min_duration, chars / o.max_cps), o.max_duration)
+            if ends[k] - starts[k] < target:
+                ends[k] = min(starts[k] + target, room)
+            # still short: the next cue may come up to max_start_delay after its speech starts
+            short = target - (ends[k] - starts[k])
+            if k + 1 < n and short > _TOL / 2 and starts[k + 1] + short <= speech[k + 1] + o.max_start_delay:
+                starts[k + 1] += short
+                ends[k] = starts[k] + target
+                ends[k + 1] = max(ends[k + 1], starts[k + 1] + frame)
+                room = ends[k]
+        # 3. close short gaps to min_gap (no flicker between chained cues)
+        if k + 1 < n and 0 < starts[k + 1] - ends[k] < o.close_gap:
+            ends[k] = max(ends[k], starts[k + 1] - o.min_gap)
+        # 4. never longer than max_duration (a single long word is cut short)
+        ends[k] = min(ends[k], starts[k] + o.max_duration)
+        ends[k] = max(ends[k], starts[k] + 0.001)
+    # millisecond precision, as written; rounding must not create overlaps
+    out = []
+    prev_end = -math.inf
+    for s, e in zip(starts, ends):
+        s = max(round(s, 3), 0.0)
+        if s < prev_end:
+            s = round(prev_end, 3)
+        e = max(round(e, 3), round(s + 0.001, 3))
+        out.append((s, e))
+        prev_end = e
+    return out
+
