@@ -612,3 +612,70 @@ def throughput_curve(report: BatchReport | dict) -> list[tuple[float, float]]:
         out.append((t - t0, acc / 3600))
     return out
 
+
+
+class BackgroundBatch:
+    """:func:`run_batch` in a background thread, for notebooks that show a live table meanwhile."""
+
+    def __init__(self, sources: Sequence[str], options: PipelineOptions | None = None,
+                 batch: BatchOptions | None = None):
+        self.batch = batch or BatchOptions()
+        self.out_dir = Path(self.batch.out_dir)
+        self._report: BatchReport | None = None
+        self._error: BaseException | None = None
+
+        def target() -> None:
+            try:
+                self._report = run_batch(sources, options, self.batch)
+            except BaseException as exc:  # handed to result()
+                self._error = exc
+
+        self._thread = threading.Thread(target=target, name="vidtrans-batch", daemon=True)
+        self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def table(self) -> list[dict[str, Any]]:
+        """The item folders' current state (see :func:`status_table`)."""
+        return status_table(self.out_dir)
+
+    def result(self, timeout: float | None = None) -> BatchReport:
+        self._thread.join(timeout)
+        if self._error is not None:
+            raise self._error
+        if self._report is None:
+            raise TimeoutError("the batch is still running")
+        return self._report
+
+
+def plot_summary(report: BatchReport | dict, axes: Any = None) -> Any:
+    """Two panels: audio hours finished over wall time (with throughput), and failures by cause."""
+    import matplotlib.pyplot as plt
+
+    data = report.to_dict() if isinstance(report, BatchReport) else report
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 3.5))
+    ax1, ax2 = axes
+    curve = throughput_curve(data)
+    if curve:
+        xs = [0.0] + [t for t, _ in curve]
+        ys = [0.0] + [h for _, h in curve]
+        ax1.step(xs, ys, where="post", marker="o")
+        rate = ys[-1] / (xs[-1] / 3600) if xs[-1] > 0 else 0
+        ax1.set_title(f"throughput: {rate:.1f} audio h per wall h")
+    else:
+        ax1.set_title("no audio transcribed in this run")
+    ax1.set_xlabel("wall time (s)")
+    ax1.set_ylabel("audio done (h)")
+    causes = data["totals"].get("failures_by_cause") or {}
+    if causes:
+        names = sorted(causes, key=causes.get, reverse=True)
+        ax2.barh(names, [causes[n] for n in names], color="tab:red")
+        ax2.set_xlabel("failed items")
+        ax2.set_title("failures by cause")
+    else:
+        ax2.text(0.5, 0.5, "no failures", ha="center", va="center", transform=ax2.transAxes)
+        ax2.set_axis_off()
+    return axes
