@@ -67,6 +67,12 @@ EXECUTORS = ("local", "ray")
 _HEAVY = ("transcribe", "diarize", "notebook")
 
 
+class BatchError(VidtransError):
+    """The batch itself cannot run (e.g. no Ray cluster to run on)."""
+
+    exit_code = 5
+
+
 @dataclass
 class BatchOptions:
     """How a batch runs (what to run is :class:`~vidtrans.pipeline.PipelineOptions`)."""
@@ -338,11 +344,17 @@ class RayExecutor:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                       "runtime_env": {"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}}}
-            if address:
-                ray.init(address=address, **kwargs)
-            else:  # a local cluster, on loopback only
-                os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-                ray.init(num_cpus=max(1, usable_cores()), **kwargs)
+            try:
+                if address:
+                    ray.init(address=address, **kwargs)
+                else:  # a local cluster, on loopback only
+                    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+                    ray.init(num_cpus=max(1, usable_cores()), **kwargs)
+            except Exception as exc:  # Ray raises bare Exceptions (timeouts, refused connections)
+                with contextlib.suppress(Exception):
+                    ray.shutdown()
+                where = f"connect to the Ray cluster at {address}" if address else "start a local Ray cluster"
+                raise BatchError(f"cannot {where}: {exc}") from exc
             self.started = True
         res = ray.cluster_resources()
         cpus = float(res.get("CPU", 1))
