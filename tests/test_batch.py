@@ -257,3 +257,23 @@ def test_batch_notebook_headless(clips, tmp_path):
     assert "MediaNotFoundError" in text and "image/png" in text
     report = json.loads((out / "batch_report.json").read_text())
     assert report["totals"]["done"] == 2 and report["totals"]["failed"] == 1
+
+
+def test_feed_expands_into_items_with_limit(clips, http_server: LoopbackServer, tmp_path):  # noqa: F811
+    from httpfixtures import write_rss_feed
+
+    srv = http_server
+    srv.route("ep1.wav", clips / "clip1.wav")
+    srv.route("ep2.wav", clips / "clip2.wav")
+    write_rss_feed(srv.root / "feed.xml", [
+        {"url": srv.url("ep1.wav"), "title": "Episode One", "duration": 7, "guid": "ep-1", "type": "audio/wav"},
+        {"url": srv.url("ep2.wav"), "title": "Episode Two", "duration": 7, "guid": "ep-2", "type": "audio/wav"},
+    ])
+    out = tmp_path / "out"
+    options = PipelineOptions(**FAST, download_options={"cache_dir": str(tmp_path / "cache"), "timeout": 10})
+    report = run_batch([srv.url("feed.xml")], options, BatchOptions(out_dir=str(out), limit=1, progress=False))
+    assert [i["status"] for i in report.items] == ["done"] and report.totals["items"] == 1
+    stem = report.items[0]["stem"]
+    assert stem.startswith("Episode_One") and (out / stem / f"{stem}.vtt").is_file()
+    assert not (out / "feed").exists()  # the feed itself gets no folder
+    assert [d.name for d in out.iterdir() if d.is_dir()] == [stem]  # --limit 1: the second episode is not run

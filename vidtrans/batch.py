@@ -556,6 +556,11 @@ def run_batch(sources: Sequence[str], options: PipelineOptions | None = None,
                         err = error_record(exc, None)
                         outcome = ItemOutcome(item.stem, item.source, "failed", attempts=crashes[item.stem],
                                               error=err, errors=[err], finished=time.time(), started=time.time())
+                    except Exception as exc:  # an error outside process_item's own handling: fail the item, go on
+                        log.exception("item %s failed outside its stages", item.stem)
+                        err = error_record(exc, None)
+                        outcome = ItemOutcome(item.stem, item.source, "failed", error=err, errors=[err],
+                                              finished=time.time(), started=time.time())
                     if outcome.state == "playlist":
                         try:
                             entries = expand_playlist(item.source, options)

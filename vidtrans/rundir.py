@@ -502,10 +502,13 @@ def process_item(stem: str, source: str, options: PipelineOptions, out_root: str
         try:
             outputs = run.run()
         except PlaylistError:
-            if not run.wrote:
-                return ItemOutcome(stem, source, "playlist", attempts=attempt, worker=_worker_info(), started=started,
-                                   finished=time.time())
-            raise
+            # not an item but a list of them: the batch expands it; drop the folder made for it
+            if set(run.stages) <= {"download"}:
+                import shutil
+
+                shutil.rmtree(item_dir.path, ignore_errors=True)
+            return ItemOutcome(stem, source, "playlist", attempts=attempt, worker=_worker_info(), started=started,
+                               finished=time.time())
         except Exception as exc:  # one item's failure never stops the batch
             err = error_record(exc, run.current)
             err["attempt"] = attempt
