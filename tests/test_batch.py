@@ -277,3 +277,15 @@ def test_feed_expands_into_items_with_limit(clips, http_server: LoopbackServer, 
     assert stem.startswith("Episode_One") and (out / stem / f"{stem}.vtt").is_file()
     assert not (out / "feed").exists()  # the feed itself gets no folder
     assert [d.name for d in out.iterdir() if d.is_dir()] == [stem]  # --limit 1: the second episode is not run
+
+
+def test_one_batch_per_run_directory(tmp_path, clips):
+    import fcntl
+
+    from vidtrans.batch import BatchError
+
+    with open(tmp_path / "batch.lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # as a running batch holds it
+        with pytest.raises(BatchError, match="another batch is running"):
+            run_batch([str(clips)], PipelineOptions(**FAST), BatchOptions(out_dir=str(tmp_path), progress=False))
+    assert not list(tmp_path.glob("clip*"))

@@ -342,8 +342,7 @@ class RayExecutor:
         self.started = False
         if not ray.is_initialized():
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                      "runtime_env": {"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}}}
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             try:
                 if address:
                     ray.init(address=address, **kwargs)
@@ -504,6 +503,27 @@ def run_batch(sources: Sequence[str], options: PipelineOptions | None = None,
         captions.get_writer(fmt)  # a bad format name fails before any work
     out = Path(batch.out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out):
+        return _run_batch(sources, options, batch, out)
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path):
+    """One batch per run directory at a time (an flock, released by the OS even after a SIGKILL)."""
+    import fcntl
+
+    with open(out / "batch.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            raise BatchError(f"another batch is running in {out}") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _run_batch(sources: Sequence[str], options: PipelineOptions, batch: BatchOptions, out: Path) -> BatchReport:
     events = EventLog(out / LOG)
     cores = batch.cores or usable_cores()
     threads = max(1, cores // batch.workers)
