@@ -289,3 +289,21 @@ def test_one_batch_per_run_directory(tmp_path, clips):
         with pytest.raises(BatchError, match="another batch is running"):
             run_batch([str(clips)], PipelineOptions(**FAST), BatchOptions(out_dir=str(tmp_path), progress=False))
     assert not list(tmp_path.glob("clip*"))
+
+
+@pytest.mark.slow
+def test_turning_speakers_on_adds_diarization_without_retranscribing(local_batch, tmp_path):
+    src, _ = local_batch
+    out = tmp_path / "out"
+    shutil.copytree(src / "clip1", out / "clip1")
+    audio = json.loads((out / "clip1" / "media.json").read_text())["media"]["audio_path"]
+    transcript_mtime = (out / "clip1" / "transcript.json").stat().st_mtime_ns
+    options = PipelineOptions(**{**FAST, "diarize": True}, diarize_preset="fast")
+    report = run_batch([audio], options, BatchOptions(out_dir=str(out), progress=False))
+    stages = report.items[0]["stages"]
+    assert stages["transcribe"]["cached"] and not stages["diarize"]["cached"] and not stages["captions"]["cached"]
+    assert (out / "clip1" / "transcript.json").stat().st_mtime_ns == transcript_mtime
+    rttm = (out / "clip1" / "clip1.rttm").read_text()
+    assert rttm.startswith("SPEAKER clip1 1 ")
+    final = Transcript.load(out / "clip1" / "clip1.json")
+    assert all(w.speaker for w in final.words)

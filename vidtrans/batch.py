@@ -529,7 +529,8 @@ def _run_batch(sources: Sequence[str], options: PipelineOptions, batch: BatchOpt
     threads = max(1, cores // batch.workers)
     if not options.cpu_threads:
         options = dataclasses.replace(options, cpu_threads=threads)
-    # one retry layer: the batch's, per item (recorded in status.json); downloads do not retry inside it
+    listing = options  # playlists are listed in this process with the download module's own retries
+    # one retry layer per item: the batch's (recorded in status.json); item downloads do not retry inside it
     options = dataclasses.replace(options, out_dir=str(out),
                                   download_options={"retries": 0, **options.download_options})
     kwargs = {"retries": batch.retries, "retry_delay": batch.retry_delay, "log_path": str(out / LOG),
@@ -583,7 +584,7 @@ def _run_batch(sources: Sequence[str], options: PipelineOptions, batch: BatchOpt
                                               finished=time.time(), started=time.time())
                     if outcome.state == "playlist":
                         try:
-                            entries = expand_playlist(item.source, options)
+                            entries = expand_playlist(item.source, listing)
                         except VidtransError as exc:
                             err = error_record(exc, "download")
                             finish(ItemOutcome(item.stem, item.source, "failed", error=err, errors=[err],

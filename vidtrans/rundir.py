@@ -222,8 +222,12 @@ def option_hashes(options: PipelineOptions, notebook: str | None = None) -> dict
     from .pipeline import caption_options, diarize_options, transcribe_options
 
     dl = {k: v for k, v in options.download_options.items() if k in ("audio_format", "sample_rate", "cookies_file", "ytdlp_params")}
+    from .pipeline import LOCAL_ENGINES
+
     topts = transcribe_options(options).to_dict()
     topts.pop("cpu_threads", None)
+    if options.engine in LOCAL_ENGINES:  # only cloud engines label speakers themselves
+        topts.pop("speaker_labels", None)
     dopts = dataclasses.asdict(diarize_options(options))
     dopts.pop("num_threads", None)
     hashes = {
