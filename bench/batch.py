@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from vidtrans.batch import BatchOptions, run_batch  # noqa: E402
+from vidtrans.batch import BatchError, BatchOptions, run_batch  # noqa: E402
 from vidtrans.pipeline import PipelineOptions  # noqa: E402
 
 SHARED = Path(os.environ.get("VIDTRANS_SHARED_EVAL", ROOT.parent / "shared" / "eval"))
@@ -114,7 +114,11 @@ def main() -> None:
         for r in range(args.rounds):
             order = configs if r % 2 == 0 else configs[::-1]
             for name in order:
-                res = run_config(name, sources, args.model, Path(tmp))
+                try:
+                    res = run_config(name, sources, args.model, Path(tmp))
+                except BatchError as exc:  # e.g. a Ray cluster that cannot start on an overloaded machine
+                    print(f"  round {r + 1} {name:<10} did not run: {exc}", flush=True)
+                    continue
                 print(f"  round {r + 1} {name:<10} wall {res['wall_s']:6.1f} s  {res['throughput']:6.2f} audio s/s "
                       f"(steady {res['steady_throughput']:.2f})  model loads per worker {res['model_loads']}  "
                       f"load avg {res['load'][0]:.1f} -> {res['load'][1]:.1f}", flush=True)
@@ -125,6 +129,9 @@ def main() -> None:
     print("| configuration | workers x threads | wall s | audio h / wall h | steady-state audio h / wall h | speed-up vs local-1 | scaling efficiency | model loads per worker |")
     print("|---|---|---|---|---|---|---|---|")
     for name in configs:
+        if name not in best:
+            print(f"| {name} | did not run | | | | | | |")
+            continue
         res = best[name]
         executor, workers, threads = CONFIGS[name]
         threads = threads or max(1, (os.cpu_count() or 1) // workers)
