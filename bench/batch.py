@@ -99,6 +99,7 @@ def main() -> None:
     ap.add_argument("--model", default="base")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--configs", default="local-1,local-1x1,local-2,ray-2")
+    ap.add_argument("--max-items", type=int, default=None, help="only the first N items (a quick run on a busy machine)")
     args = ap.parse_args()
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     if "ray-2" in configs:
@@ -106,7 +107,7 @@ def main() -> None:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         os.environ.setdefault("PYTHONPATH", str(ROOT))
-    sources = items()
+    sources = items()[: args.max_items]
     print(f"{len(sources)} items, model {args.model}, speakers off, {os.cpu_count()} CPUs; "
           f"load average {loadavg():.1f} at start (the machine may be shared)")
     best: dict[str, dict] = {}
