@@ -211,8 +211,15 @@ def test_ray_executor_gives_the_same_outputs(local_batch, clips, tmp_path, monke
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     local_out, _ = local_batch
     out = tmp_path / "out"
-    report = run_batch([str(clips)], PipelineOptions(**FAST),
-                       BatchOptions(out_dir=str(out), workers=2, executor="ray", progress=False))
+    from vidtrans.batch import BatchError
+
+    try:
+        report = run_batch([str(clips)], PipelineOptions(**FAST),
+                           BatchOptions(out_dir=str(out), workers=2, executor="ray", progress=False))
+    except BatchError as exc:
+        if "timed out during startup" in str(exc):  # Ray's own 30 s start-up limit on a saturated machine
+            pytest.skip(f"a local Ray cluster could not start here: {exc}")
+        raise
     import ray
 
     assert not ray.is_initialized()  # the local cluster it started is shut down
