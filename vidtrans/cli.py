@@ -206,6 +206,19 @@ def _publish_run(result, args: argparse.Namespace) -> None:
     options = upload.UploadOptions(name=args.name, draft=args.draft, quota_budget=args.quota_budget)
     _print_publish(upload.publish_many(jobs, options))
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    """Many sources -> OUT/<stem>/ per item, resumable, on local processes or Ray (issue #13)."""
+    from .batch import BatchOptions, run_batch
+
+    options = _pipeline_options(args)
+    batch = BatchOptions(out_dir=args.out, workers=args.workers or 1, executor=args.executor,
+                         ray_address=args.ray_address, limit=args.limit, retries=args.retries,
+                         retry_delay=args.retry_delay, notebook=args.notebook, progress=not args.quiet)
+    report = run_batch(args.source, options, batch)
+    print(report.format())
+    print(f"report: {Path(args.out) / 'batch_report.json'}")
+    return 1 if report.failed else 0
+
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the main job on the bundled sample (or on --url)."""
@@ -459,6 +472,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", nargs="+", help="media file, yt-dlp URL (video, playlist entry) or file:// URL")
     add_run_flags(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("batch", help="many files/URLs/playlists -> OUT/<stem>/ per item; resumable, parallel (local or Ray)")
+    p.add_argument("source", nargs="+", help="media files, folders, URLs, playlists, channels or feeds")
+    add_run_flags(p)  # every `vidtrans run` option; --limit caps the number of items
+    p.add_argument("--workers", type=int, default=1, help="parallel workers (processes or Ray actors; default 1)")
+    p.add_argument("--executor", default="local", choices=["local", "ray"], help="local process pool (default) or Ray")
+    p.add_argument("--ray-address", dest="ray_address", default=None, help="running Ray cluster; default: start a local one")
+    p.add_argument("--retries", type=int, default=2, help="retries of an item after a transient error (default 2)")
+    p.add_argument("--retry-delay", dest="retry_delay", type=float, default=2.0, help="first retry delay, seconds (doubles)")
+    p.add_argument("--notebook", default=None, help="run this stage notebook per item with papermill (kept in the item folder)")
+    p.set_defaults(func=cmd_batch)
 
     p = sub.add_parser("demo", help="run the main job on the bundled offline sample")
     p.add_argument("--url", default="", help="run on this URL instead of the bundled sample")

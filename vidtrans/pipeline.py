@@ -125,11 +125,55 @@ def resolve_source(source: str, options: PipelineOptions, progress: StageProgres
     )
 
 
+# -- per-stage options (issue #13) ------------------------------------------------
+# pipeline.run and the batch stage cache (vidtrans.rundir) build each stage's
+# options from PipelineOptions here, so both run the same stages the same way.
+def transcribe_options(options: PipelineOptions):
+    """The :class:`~vidtrans.transcribe.TranscribeOptions` for *options*."""
+    from .transcribe import TranscribeOptions
+
+    return TranscribeOptions(
+        engine=options.engine,
+        model=options.model,
+        language=options.language,
+        vad_filter=options.vad_filter,
+        beam_size=options.beam_size,
+        device=options.device,
+        compute_type=options.compute_type,
+        cpu_threads=options.cpu_threads,
+        fallback=tuple(options.fallback),
+        key_terms=tuple(options.key_terms),
+        # engines that label speakers themselves (AssemblyAI) then skip local diarization
+        speaker_labels=options.diarize,
+    )
+
+
+def diarize_options(options: PipelineOptions):
+    """The :class:`~vidtrans.diarize.DiarizeOptions` for *options*."""
+    from . import diarize as dz
+
+    return dz.DiarizeOptions(
+        backend=options.diarize_backend,
+        num_speakers=options.num_speakers,
+        min_speakers=options.min_speakers,
+        max_speakers=options.max_speakers,
+        preset=options.diarize_preset,
+        enroll=dict(options.enroll),
+    )
+
+
+def caption_options(options: PipelineOptions):
+    """The :class:`~vidtrans.captions.CaptionOptions` for *options* (defaults + overrides)."""
+    from . import captions
+
+    return replace(captions.CaptionOptions(), **options.caption_options)
+
+
 def run(source: str, options: PipelineOptions | None = None, progress: StageProgress | None = None) -> PipelineResult:
     """Run the whole job on one source and write the caption files."""
     from . import captions
     from .audio import load_audio
-    from .transcribe import TranscribeOptions, transcribe
+    from .transcribe import transcribe
 
     options = options or PipelineOptions()
     for fmt in options.formats:
@@ -145,20 +189,7 @@ def run(source: str, options: PipelineOptions | None = None, progress: StageProg
     audio = load_audio(media.audio_path)
     timings["decode"] = time.perf_counter() - t0
 
-    topts = TranscribeOptions(
-        engine=options.engine,
-        model=options.model,
-        language=options.language,
-        vad_filter=options.vad_filter,
-        beam_size=options.beam_size,
-        device=options.device,
-        compute_type=options.compute_type,
-        cpu_threads=options.cpu_threads,
-        fallback=tuple(options.fallback),
-        key_terms=tuple(options.key_terms),
-        # engines that label speakers themselves (AssemblyAI) then skip local diarization
-        speaker_labels=options.diarize,
-    )
+    topts = transcribe_options(options)  # issue #13: shared with vidtrans.rundir
     t0 = time.perf_counter()
     # local engines take the decoded samples; cloud engines upload the file
     engine_input: Any = audio if options.engine in LOCAL_ENGINES else media.audio_path
@@ -176,14 +207,7 @@ def run(source: str, options: PipelineOptions | None = None, progress: StageProg
         from . import diarize as dz
 
         t0 = time.perf_counter()
-        dopts = dz.DiarizeOptions(
-            backend=options.diarize_backend,
-            num_speakers=options.num_speakers,
-            min_speakers=options.min_speakers,
-            max_speakers=options.max_speakers,
-            preset=options.diarize_preset,
-            enroll=dict(options.enroll),
-        )
+        dopts = diarize_options(options)  # issue #13: shared with vidtrans.rundir
         diarization = dz.diarize(
             audio, dopts, progress=(lambda done, total: progress("diarize", done, total)) if progress else None
         )
@@ -195,7 +219,7 @@ def run(source: str, options: PipelineOptions | None = None, progress: StageProg
 
     t0 = time.perf_counter()
     transcript = transcript.replace(meta={**transcript.meta, "timings": {k: round(v, 3) for k, v in timings.items()}})
-    copts = replace(captions.CaptionOptions(), **options.caption_options)
+    copts = caption_options(options)  # issue #13: shared with vidtrans.rundir
     out_base = Path(options.out_dir) / _stem(media, str(source))
     outputs = captions.write(transcript, out_base, formats=tuple(options.formats), options=copts)
     timings["captions"] = time.perf_counter() - t0
