@@ -206,6 +206,7 @@ def _publish_run(result, args: argparse.Namespace) -> None:
     options = upload.UploadOptions(name=args.name, draft=args.draft, quota_budget=args.quota_budget)
     _print_publish(upload.publish_many(jobs, options))
 
+
 def cmd_batch(args: argparse.Namespace) -> int:
     """Many sources -> OUT/<stem>/ per item, resumable, on local processes or Ray (issue #13)."""
     from .batch import BatchOptions, run_batch
