@@ -43,6 +43,7 @@ bench: setup
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/diarize.py
 	$(BIN)/python bench/captions.py
+	$(BIN)/python bench/align.py
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

@@ -122,6 +122,7 @@ def _pipeline_options(args: argparse.Namespace):
         key_terms=tuple(t.strip() for t in args.key_terms.split(",") if t.strip()),
         caption_options=_caption_overrides(args),
         download_options=_download_overrides(args),
+        word_timing=getattr(args, "word_timing", "auto"),
     )
 
 
@@ -327,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--pause", dest="pause_threshold", type=float, default=None, help="new caption after a silence this long (default 0.4; 0 = never)")
         p.add_argument("--speaker-labels", dest="speaker_labels", choices=["auto", "on", "off"], default=None)
         p.add_argument("--cookies", default=None, help="cookies.txt for private or age-restricted videos")
+        # word timing (vidtrans.timing): re-time local engines' words on the signal
+        p.add_argument("--word-timing", dest="word_timing", default="auto", choices=["auto", "align", "energy", "none"],
+                       help="auto = forced alignment for English + pause keep-out (default); none = Whisper's own times")
         _add_diarize_flags(p)
 
     p = sub.add_parser("run", help="URL(s) or file(s) -> captions (download, transcribe, diarize, write)")

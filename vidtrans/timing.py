@@ -169,19 +169,19 @@ _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
 _SYMBOLS = {"%": "percent", "&": "and", "+": "plus", "=": "equals", "@": "at", "$": "dollars", "€": "euros", "£": "pounds", "#": "number"}
 
 
-def spell_number(n: int) -> list[str]:
-    """English words for a non-negative integer (years read in pairs: 1995 -> nineteen ninety five)."""
+def spell_number(n: int, years: bool = True) -> list[str]:
+    """English words for a non-negative integer (*years*: 1100-1999 and 2010-2099 read in pairs, 1995 -> nineteen ninety five)."""
     if n < 20:
         return [_ONES[n]]
     if n < 100:
         return [_TENS[n // 10]] + ([_ONES[n % 10]] if n % 10 else [])
-    if 1100 <= n < 2000 or (2010 <= n < 2100):  # years
+    if years and (1100 <= n < 2000 or 2010 <= n < 2100):
         hi, lo = divmod(n, 100)
         return spell_number(hi) + (["hundred"] if lo == 0 else (["oh"] if lo < 10 else []) + spell_number(lo))
     for size, name in ((10**9, "billion"), (10**6, "million"), (1000, "thousand"), (100, "hundred")):
         if n >= size:
             hi, lo = divmod(n, size)
-            return spell_number(hi) + [name] + (spell_number(lo) if lo else [])
+            return spell_number(hi, False) + [name] + (spell_number(lo, False) if lo else [])
     return []
 
 
@@ -191,10 +191,11 @@ def spoken_tokens(text: str) -> list[str]:
     out: list[str] = []
     for piece in re.findall(r"\d+(?:[.,]\d+)*|[a-z\u00c0-\u024f']+|[%&+=@$€£#]", s):
         if piece[0].isdigit():
-            if re.fullmatch(r"\d+(?:,\d{3})+", piece):
+            grouped = re.fullmatch(r"\d+(?:,\d{3})+", piece) is not None  # 1,200: a quantity, not a year
+            if grouped:
                 piece = piece.replace(",", "")
             parts = re.split(r"[.,]", piece)
-            out += spell_number(int(parts[0])) if len(parts[0]) < 10 else list(parts[0])
+            out += spell_number(int(parts[0]), years=not grouped) if len(parts[0]) < 10 else [_ONES[int(d)] for d in parts[0]]
             for frac in parts[1:]:
                 out += ["point"] + [_ONES[int(d)] for d in frac]
         elif piece in _SYMBOLS:
@@ -241,14 +242,15 @@ def letter_to_sound(word: str) -> str:
 
 
 # --------------------------------------------------------------------------- forced alignment
-def _decoder(options: TimingOptions):
+def _decoder(options: TimingOptions, wide: bool = False):
+    """A PocketSphinx decoder with the wheel's en-us model; *wide*: wider beams, for a retry."""
     try:
         import pocketsphinx
     except ImportError as exc:
         raise MissingDependencyError("pocketsphinx", purpose="word-timing forced alignment") from exc
+    beams = dict(beam=1e-80, pbeam=1e-80, wbeam=1e-60) if wide else {}
     return pocketsphinx.Decoder(
-        samprate=SAMPLE_RATE, loglevel="FATAL", cmn="batch", fillprob=float(options.filler_prob),
-        beam=1e-60, pbeam=1e-60, wbeam=1e-40,
+        samprate=SAMPLE_RATE, loglevel="FATAL", cmn="batch", fillprob=float(options.filler_prob), **beams
     )
 
 
@@ -257,6 +259,7 @@ def align_segments(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
     """Force-align each segment's words; returns (starts, ends, aligned mask, stats) over all words."""
     dec = _decoder(options)
+    wide = None  # wide-beam decoder, made on the first segment the default beams cannot align
     words = transcript.words
     s = np.array([w.start for w in words], dtype=float)
     e = np.array([w.end for w in words], dtype=float)
@@ -270,7 +273,12 @@ def align_segments(
             idx = range(base, base + n)
             t0 = max(0.0, min(seg.start, float(s[base])) - options.pad)
             t1 = min(duration, max(seg.end, float(e[base + n - 1])) + options.pad)
-            res = _align_window(dec, samples, t0, t1, [w.text for w in seg.words], stats)
+            texts = [w.text for w in seg.words]
+            res = _align_window(dec, samples, t0, t1, texts, stats)
+            if res is None:
+                wide = wide or _decoder(options, wide=True)
+                res = _align_window(wide, samples, t0, t1, texts, stats)
+                stats["segments_retried"] = stats.get("segments_retried", 0) + 1
             if res is None:
                 stats["segments_failed"] += 1
             else:
@@ -417,7 +425,7 @@ def keep_out_of_pauses(
     for i in range(s.size):
         k0, k1 = pause_at(s[i] + 1e-6), pause_at(e[i] - 1e-6)
         if k0 >= 0 and k0 == k1:  # the whole word is in one pause: put it at the nearer speech edge
-            dur = max(options.min_word, min(e[i] - s[i], 0.3))
+            dur = max(options.min_word, min(e[i] - s[i], 0.15))  # a short stay: it borrows its neighbour's speech
             mid = (s[i] + e[i]) / 2
             if (mid - p0[k0] <= p1[k0] - mid and p0[k0] > 0) or p1[k0] >= duration:
                 s[i], e[i] = max(0.0, p0[k0] - dur), p0[k0]
