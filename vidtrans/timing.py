@@ -297,16 +297,15 @@ def align_segments(
 
 def _align_window(dec, samples: np.ndarray, t0: float, t1: float, texts: list[str], stats: dict) -> dict | None:
     """{word index: (start, end)} for the words aligned in [t0, t1], or None when alignment failed."""
-    seq: list[tuple[int, str]] = []
-    for j, text in enumerate(texts):
-        for tok in spoken_tokens(text):
-            if dec.lookup_word(tok) is None:
-                try:
-                    dec.add_word(tok, letter_to_sound(tok), update=True)
-                    stats["oov_words"] += 1
-                except RuntimeError:
-                    continue
-            seq.append((j, tok))
+    seq = [(j, tok) for j, text in enumerate(texts) for tok in spoken_tokens(text)]
+    oov = sorted({tok for _, tok in seq if dec.lookup_word(tok) is None})
+    for n, tok in enumerate(oov):  # the search is rebuilt once, after the last new word
+        try:
+            dec.add_word(tok, letter_to_sound(tok), update=n == len(oov) - 1)
+            stats["oov_words"] += 1
+        except RuntimeError:
+            log.debug("cannot add %r to the aligner's dictionary", tok)
+    seq = [(j, tok) for j, tok in seq if dec.lookup_word(tok) is not None]
     if not seq:
         return None
     a, b = int(t0 * SAMPLE_RATE), int(t1 * SAMPLE_RATE)
