@@ -44,6 +44,7 @@ bench: setup
 	$(BIN)/python bench/diarize.py
 	$(BIN)/python bench/captions.py
 	$(BIN)/python bench/upload.py
+	$(BIN)/python bench/align.py
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

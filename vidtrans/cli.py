@@ -122,6 +122,7 @@ def _pipeline_options(args: argparse.Namespace):
         key_terms=tuple(t.strip() for t in args.key_terms.split(",") if t.strip()),
         caption_options=_caption_overrides(args),
         download_options=_download_overrides(args),
+        word_timing=getattr(args, "word_timing", "auto"),
     )
 
 
@@ -459,6 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-dialogue-cues", dest="dialogue_cues", action="store_const", const=False, default=None,
                        help="never put two speakers in one cue (dashed dialogue lines)")
         p.add_argument("--cookies", default=None, help="cookies.txt for private or age-restricted videos")
+        # word timing (vidtrans.timing): re-time local engines' words on the signal
+        p.add_argument("--word-timing", dest="word_timing", default="auto", choices=["auto", "align", "energy", "none"],
+                       help="auto = forced alignment for English + pause keep-out (default); none = Whisper's own times")
         _add_diarize_flags(p)
         # publishing (vidtrans.upload): --upload after captioning, --translate adds <stem>.<lang>.vtt tracks
         p.add_argument("--upload", action="store_true", help="publish the captions to the YouTube video afterwards")

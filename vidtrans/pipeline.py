@@ -75,6 +75,9 @@ class PipelineOptions:
     fallback: tuple[str, ...] = ()
     #: names and jargon to boost (cloud key terms / Whisper prompt)
     key_terms: tuple[str, ...] = ()
+    #: word timing for local engines (``vidtrans.timing``): "auto" (forced alignment of
+    #: Whisper's words for English, pause keep-out for all), "align", "energy" or "none"
+    word_timing: str = "auto"
 
 
 @dataclass
@@ -201,6 +204,14 @@ def run(source: str, options: PipelineOptions | None = None, progress: StageProg
     )
     transcript = transcript.replace(media=media, duration=transcript.duration or media.duration)
     timings["transcribe"] = time.perf_counter() - t0
+
+    # word timing (issue 9): re-time local engines' words on the signal; records meta["word_timing"]
+    if options.engine in LOCAL_ENGINES and options.word_timing != "none":
+        from .timing import TimingOptions, refine_words
+
+        t0 = time.perf_counter()
+        transcript = refine_words(transcript, audio, TimingOptions(method=options.word_timing))
+        timings["word_timing"] = time.perf_counter() - t0
 
     diarization = None
     if options.diarize and transcript.segments and not transcript.speaker_turns:

@@ -1,0 +1,168 @@
+"""Word timing (vidtrans.timing): bound against a forced alignment, and properties on real speech."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vidtrans.schema import Segment, Transcript, Word
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from align_score import read_textgrid, score  # noqa: E402
+
+pytest.importorskip("faster_whisper")
+
+
+def _words(t: Transcript) -> list[tuple[str, float, float]]:
+    return [(w.text, w.start, w.end) for w in t.words]
+
+
+def _transcribe(audio):
+    from vidtrans.transcribe import TranscribeOptions, transcribe
+
+    return transcribe(audio, TranscribeOptions(model="base", language="en"))
+
+
+# --------------------------------------------------------------------------- the aligned clip
+@pytest.fixture(scope="module")
+def aligned_clip(shared_eval, shared_manifest):
+    from vidtrans.audio import load_audio
+
+    entry = shared_manifest["alignment"][0]
+    audio = load_audio(shared_eval / entry["file"])
+    return audio, read_textgrid(shared_eval / entry["word_alignment"]), _transcribe(audio)
+
+
+def test_refined_word_times_meet_the_bound_on_a_forced_alignment(aligned_clip):
+    """MFA word alignment of spontaneous English: Whisper's own times give ~73 % of words with
+    both boundaries within 200 ms and a ~100 ms median start error; refined times must do far better."""
+    pytest.importorskip("pocketsphinx")
+    from vidtrans.timing import refine_words
+
+    audio, ref, raw = aligned_clip
+    refined = refine_words(raw, audio)
+    before, after = score(ref, _words(raw)), score(ref, _words(refined))
+    assert after.matched >= 45, after
+    assert after.median_start <= 0.04, (before, after)
+    assert after.median_end <= 0.05, (before, after)
+    assert after.both_200 >= 0.80, (before, after)
+    assert after.both_200 >= before.both_200 + 0.08, (before, after)
+    info = refined.meta["word_timing"]
+    assert info["refined"] and "pocketsphinx-align" in info["passes"]
+    assert info["words_aligned"] >= 0.8 * info["words"]
+    assert [w.text for w in refined.words] == [w.text for w in raw.words]  # text and order untouched
+
+
+# --------------------------------------------------------------------------- properties on the pyannote sample
+def _long_silences(audio: np.ndarray, min_len: float = 0.5) -> list[tuple[float, float]]:
+    """Independent of vidtrans.timing: 20 ms RMS frames more than 30 dB under the clip's loud frames."""
+    hop = 320
+    n = audio.size // hop
+    rms = np.sqrt(np.mean(audio[: n * hop].reshape(n, hop) ** 2, axis=1) + 1e-12)
+    db = 20 * np.log10(rms)
+    quiet = db < np.percentile(db, 95) - 30
+    out, start = [], None
+    for i, q in enumerate(np.append(quiet, False)):
+        if q and start is None:
+            start = i
+        elif not q and start is not None:
+            if (i - start) * hop / 16000 >= min_len:
+                out.append((start * hop / 16000, i * hop / 16000))
+            start = None
+    return out
+
+
+@pytest.fixture(scope="module")
+def sample_runs(sample_wav):
+    """Whisper base on the pyannote sample, unrefined and refined."""
+    pytest.importorskip("pocketsphinx")
+    from vidtrans.audio import load_audio
+    from vidtrans.timing import refine_words
+
+    audio = load_audio(sample_wav)
+    raw = _transcribe(audio)
+    return audio, refine_words(raw, audio), raw
+
+
+def _overlap_with(words, spans) -> float:
+    return max((max(0.0, min(w.end, b) - max(w.start, a)) for w in words for a, b in spans), default=0.0)
+
+
+def test_pipeline_refines_by_default_and_records_it(sample_wav, tmp_path):
+    from vidtrans.pipeline import PipelineOptions, run
+
+    res = run(str(sample_wav), PipelineOptions(out_dir=str(tmp_path), formats=("json",), model="tiny.en", diarize=False))
+    info = res.transcript.meta["word_timing"]
+    assert info["refined"] is True and info["words"] == len(res.transcript.words) > 40
+    assert "word_timing" in res.timings
+    saved = Transcript.load(res.outputs["json"])
+    assert saved.meta["word_timing"]["refined"] is True
+
+
+def test_refined_words_are_ordered_timed_and_out_of_long_silences(sample_runs):
+    audio, refined, raw = sample_runs
+    words = refined.words
+    duration = audio.size / 16000
+    assert words and all(np.isfinite([w.start, w.end]).all() for w in words)
+    assert all(0.0 <= w.start <= w.end <= duration + 1e-6 for w in words)
+    assert all(a.start <= b.start and a.end <= b.start + 1e-9 for a, b in zip(words, words[1:])), "overlap/order"
+    for seg in refined.segments:
+        if seg.words:
+            assert seg.start == seg.words[0].start and seg.end == seg.words[-1].end
+    silences = _long_silences(audio)
+    assert silences, "the sample has pauses"
+    # no word reaches more than 50 ms into a long silence; Whisper's own times do (teeth of the test)
+    assert _overlap_with(words, silences) <= 0.05, silences
+    assert _overlap_with(raw.words, silences) > 0.1
+
+
+# --------------------------------------------------------------------------- units
+def test_words_in_a_silence_numbers_and_symbols_all_get_times():
+    from vidtrans.timing import TimingOptions, refine_words
+
+    sr = 16000
+    rng = np.random.default_rng(0)
+    t = np.arange(int(3.0 * sr)) / sr
+    audio = (0.001 * rng.standard_normal(t.size)).astype(np.float32)
+    burst = (t >= 0.5) & (t < 1.0) | (t >= 2.0) & (t < 2.5)
+    audio[burst] += (0.3 * np.sin(2 * np.pi * 220 * t[burst]) * (1 + 0.5 * np.sin(2 * np.pi * 5 * t[burst]))).astype(np.float32)
+    words = (Word(0.2, 0.9, " 20"), Word(1.2, 1.6, " %"), Word(1.9, 2.6, " -"))  # " %" wholly inside the 1.0-2.0 s pause
+    tr = Transcript(segments=(Segment(0.2, 2.6, "20 % -", words=words),), language="de")  # not English: pause pass only
+    out = refine_words(tr, audio, TimingOptions())
+    ws = out.words
+    assert [w.text for w in ws] == [" 20", " %", " -"]
+    assert abs(ws[0].start - 0.5) <= 0.03 and 0.85 <= ws[0].end <= 1.03  # snapped out of the silence before it
+    assert not (1.05 < (ws[1].start + ws[1].end) / 2 < 1.95)  # moved next to speech
+    assert ws[1].end > ws[1].start and ws[2].end > ws[2].start
+    assert all(a.end <= b.start for a, b in zip(ws, ws[1:]))
+    assert abs(ws[2].start - 2.0) <= 0.03 and abs(ws[2].end - 2.5) <= 0.03
+    assert out.meta["word_timing"]["passes"] == ["energy-pauses"]
+
+
+def test_spoken_tokens_spell_numbers_and_symbols():
+    from vidtrans.timing import letter_to_sound, spoken_tokens
+
+    assert spoken_tokens(" 1995,") == ["nineteen", "ninety", "five"]
+    assert spoken_tokens(" 20%") == ["twenty", "percent"]
+    assert spoken_tokens(" 3.5") == ["three", "point", "five"]
+    assert spoken_tokens(" 1,200") == ["one", "thousand", "two", "hundred"]
+    assert spoken_tokens(" self-love") == ["self", "love"]
+    assert spoken_tokens(" Don’t") == ["don't"]
+    assert spoken_tokens(" —") == []
+    assert letter_to_sound("niggarding").split()[:2] == ["N", "IH"]
+
+
+def test_method_none_and_bad_method():
+    from vidtrans.errors import ConfigurationError
+    from vidtrans.timing import TimingOptions, refine_words
+
+    tr = Transcript(segments=(Segment(0.0, 1.0, "hi", words=(Word(0.0, 1.0, " hi"),)),))
+    same = refine_words(tr, np.zeros(16000, dtype=np.float32), TimingOptions(method="none"))
+    assert same.words == tr.words and same.meta["word_timing"]["refined"] is False
+    with pytest.raises(ConfigurationError):
+        refine_words(tr, np.zeros(16000, dtype=np.float32), TimingOptions(method="magic"))

@@ -1,0 +1,459 @@
+"""Word-timing refinement: put each word's start and end on the speech in the signal.
+
+Whisper's word times come from cross-attention alignment (DTW over 20 ms
+encoder frames, median-filtered).  They are good to within about a word, but
+they drift by 100-200 ms inside phrases, begin words inside the pause before
+them and swallow fillers ("um", "uh") that Whisper does not write.  Against a
+Montreal-Forced-Aligner alignment of spontaneous English only about 70 % of
+words have both boundaries within 200 ms (``bench/align.py``).
+
+:func:`refine_words` re-times the words Whisper wrote, in two passes::
+
+    from vidtrans.timing import refine_words, TimingOptions
+    transcript = refine_words(transcript, samples, TimingOptions())
+
+1. **Forced alignment** (English, ``method="auto"`` or ``"align"``): each
+   segment's words are aligned to the segment's audio (plus ``pad`` seconds
+   each side) with PocketSphinx's HMM aligner and the US-English acoustic
+   model and CMU pronouncing dictionary that ship inside the ``pocketsphinx``
+   wheel (10 ms frames, optional silences and fillers between words, so
+   unwritten "um"s fall into fillers instead of stretching a word).  Numbers
+   and symbols are spelled out for the aligner ("1995" -> "nineteen ninety
+   five", "%" -> "percent"); words missing from the dictionary get a
+   letter-to-sound pronunciation.  An aligned time that lies more than
+   ``max_shift`` seconds from Whisper's is not trusted (Whisper is rarely that
+   far off; such a jump means the aligner lost its way), and a segment the
+   aligner cannot finish keeps Whisper's times.
+2. **Pauses** (every language): short-time energy in the speech band against
+   a local noise floor finds pauses at least ``min_pause`` long; a word
+   boundary inside such a pause moves to its edge, and a word lying wholly
+   inside one is moved next to the speech it belongs to.
+
+Finally words are put in order without overlaps (an overlap is split in the
+middle), every word keeps a time (words the aligner could not place, such as
+punctuation-only tokens, are fitted between their aligned neighbours), and
+each segment spans its words.  What ran is recorded in
+``transcript.meta["word_timing"]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import unicodedata
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from .audio import SAMPLE_RATE, as_samples
+from .errors import ConfigurationError, MissingDependencyError
+from .schema import Segment, Transcript
+
+log = logging.getLogger(__name__)
+
+#: analysis hop (s) of the energy pass and of the aligner's frames
+HOP = 0.01
+_WIN = 400  # 25 ms analysis window at 16 kHz
+METHODS = ("auto", "align", "energy", "none")
+
+
+@dataclass
+class TimingOptions:
+    """How :func:`refine_words` re-times words (seconds unless noted)."""
+
+    #: "auto" (forced alignment for English when pocketsphinx is installed, then
+    #: the pause pass), "align" (same, but fail when alignment is unavailable),
+    #: "energy" (pause pass only), "none" (leave times alone)
+    method: str = "auto"
+    #: audio added on each side of a segment before aligning it
+    pad: float = 0.3
+    #: aligned boundaries further than this from Whisper's are not trusted
+    max_shift: float = 0.6
+    #: PocketSphinx filler-word probability (higher: unwritten "um"/"uh" go to fillers more easily)
+    filler_prob: float = 1e-2
+    #: pauses at least this long are kept free of words (pause pass)
+    min_pause: float = 0.2
+    #: "quiet" = closer to the local noise floor than this fraction of the way to the speech level (dB)
+    pause_level: float = 0.25
+    #: shortest duration a word is given when it has to be placed
+    min_word: float = 0.03
+    #: window (s) over which the local noise floor and speech level are estimated
+    level_window: float = 20.0
+
+
+def refine_words(transcript: Transcript, audio: Any, options: TimingOptions | None = None) -> Transcript:
+    """Return *transcript* with word (and segment) boundaries moved onto the speech in *audio*.
+
+    *audio* is a media path or 16 kHz mono float32 samples (what
+    :func:`vidtrans.audio.load_audio` returns).  Word text, order, speakers
+    and probabilities are kept; only ``start``/``end`` change.
+    """
+    options = options or TimingOptions()
+    if options.method not in METHODS:
+        raise ConfigurationError(f"word timing method must be one of {', '.join(METHODS)}, got {options.method!r}")
+    t_start = time.perf_counter()
+    words = transcript.words
+    meta: dict[str, Any] = {"refined": False, "method": options.method, "options": asdict(options)}
+    if options.method == "none" or not words:
+        meta["reason"] = "disabled" if options.method == "none" else "no words"
+        return transcript.replace(meta={**transcript.meta, "word_timing": meta})
+    samples = as_samples(audio)
+    duration = samples.size / SAMPLE_RATE
+    starts = np.array([w.start for w in words], dtype=float)
+    ends = np.array([w.end for w in words], dtype=float)
+    s, e = starts.copy(), ends.copy()
+    aligned = np.zeros(len(words), dtype=bool)
+    passes = []
+
+    english = (transcript.language or "en").lower().startswith("en")
+    if options.method in ("auto", "align") and english:
+        try:
+            s, e, aligned, astats = align_segments(transcript, samples, options)
+            passes.append("pocketsphinx-align")
+            meta.update(astats)
+        except MissingDependencyError:
+            if options.method == "align":
+                raise
+            log.info("pocketsphinx is not installed: word timing uses the pause pass only")
+    elif options.method == "align":
+        raise ConfigurationError(f"forced alignment needs English speech; this transcript is {transcript.language!r}")
+
+    s, e = fit_unaligned(s, e, aligned)
+    pauses = pause_runs(quiet_frames(samples, options), options.min_pause)
+    s, e, pstats = keep_out_of_pauses(s, e, pauses, duration, options)
+    passes.append("energy-pauses")
+    s, e = order_words(s, e, duration, options.min_word)
+
+    out_segments = []
+    k = 0
+    for seg in transcript.segments:
+        ws = []
+        for w in seg.words:
+            ws.append(replace(w, start=round(float(s[k]), 3), end=round(float(e[k]), 3)))
+            k += 1
+        if ws:
+            seg = replace(seg, words=tuple(ws), start=ws[0].start, end=ws[-1].end)
+        out_segments.append(seg)
+    moved = (np.abs(s - starts) + np.abs(e - ends)) / 2
+    meta.update(
+        refined=True,
+        passes=passes,
+        words=len(words),
+        words_aligned=int(aligned.sum()),
+        words_moved=int(np.sum(moved > 1e-3)),
+        mean_shift_s=round(float(np.mean(moved)), 4),
+        pauses=len(pauses),
+        seconds=round(time.perf_counter() - t_start, 3),
+        **pstats,
+    )
+    return transcript.replace(segments=tuple(_fix_segments(out_segments)), meta={**transcript.meta, "word_timing": meta})
+
+
+def _fix_segments(segments: list[Segment]) -> list[Segment]:
+    """Segments keep their order and do not overlap once their words moved."""
+    out: list[Segment] = []
+    for seg in segments:
+        if out and seg.start < out[-1].end:
+            cut = out[-1].words[-1].end if out[-1].words else seg.start
+            out[-1] = replace(out[-1], end=min(out[-1].end, max(cut, out[-1].start)))
+            seg = replace(seg, start=max(seg.start, out[-1].end), end=max(seg.end, out[-1].end))
+        out.append(seg)
+    return out
+
+
+# --------------------------------------------------------------------------- text for the aligner
+_ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_SYMBOLS = {"%": "percent", "&": "and", "+": "plus", "=": "equals", "@": "at", "$": "dollars", "€": "euros", "£": "pounds", "#": "number"}
+
+
+def spell_number(n: int, years: bool = True) -> list[str]:
+    """English words for a non-negative integer (*years*: 1100-1999 and 2010-2099 read in pairs, 1995 -> nineteen ninety five)."""
+    if n < 20:
+        return [_ONES[n]]
+    if n < 100:
+        return [_TENS[n // 10]] + ([_ONES[n % 10]] if n % 10 else [])
+    if years and (1100 <= n < 2000 or 2010 <= n < 2100):
+        hi, lo = divmod(n, 100)
+        return spell_number(hi) + (["hundred"] if lo == 0 else (["oh"] if lo < 10 else []) + spell_number(lo))
+    for size, name in ((10**9, "billion"), (10**6, "million"), (1000, "thousand"), (100, "hundred")):
+        if n >= size:
+            hi, lo = divmod(n, size)
+            return spell_number(hi, False) + [name] + (spell_number(lo, False) if lo else [])
+    return []
+
+
+def spoken_tokens(text: str) -> list[str]:
+    """What the aligner should hear for one word: lower-case tokens, numbers and symbols spelled out."""
+    s = unicodedata.normalize("NFKC", text).lower().replace("’", "'")
+    out: list[str] = []
+    for piece in re.findall(r"\d+(?:[.,]\d+)*|[a-z\u00c0-\u024f']+|[%&+=@$€£#]", s):
+        if piece[0].isdigit():
+            grouped = re.fullmatch(r"\d+(?:,\d{3})+", piece) is not None  # 1,200: a quantity, not a year
+            if grouped:
+                piece = piece.replace(",", "")
+            parts = re.split(r"[.,]", piece)
+            out += spell_number(int(parts[0]), years=not grouped) if len(parts[0]) < 10 else [_ONES[int(d)] for d in parts[0]]
+            for frac in parts[1:]:
+                out += ["point"] + [_ONES[int(d)] for d in frac]
+        elif piece in _SYMBOLS:
+            out.append(_SYMBOLS[piece])
+        else:
+            piece = unicodedata.normalize("NFKD", piece)
+            piece = "".join(ch for ch in piece if ch.isascii()).strip("'")
+            if piece:
+                out.append(piece)
+    return out
+
+
+# crude English letter-to-sound rules (ARPABET) for words missing from the dictionary: the
+# aligner only needs a plausible phone sequence of about the right length
+_G2P = [
+    ("tch", "CH"), ("sch", "S K"), ("igh", "AY"), ("ough", "AO"), ("tion", "SH AH N"), ("sion", "ZH AH N"),
+    ("th", "TH"), ("sh", "SH"), ("ch", "CH"), ("ph", "F"), ("wh", "W"), ("ck", "K"), ("ng", "NG"), ("qu", "K W"),
+    ("ee", "IY"), ("ea", "IY"), ("oo", "UW"), ("ou", "AW"), ("ow", "OW"), ("oi", "OY"), ("oy", "OY"),
+    ("ai", "EY"), ("ay", "EY"), ("au", "AO"), ("aw", "AO"), ("ie", "IY"), ("ei", "EY"), ("ey", "IY"), ("ue", "UW"),
+    ("er", "ER"), ("ir", "ER"), ("ur", "ER"), ("ar", "AA R"), ("or", "AO R"),
+    ("a", "AE"), ("b", "B"), ("c", "K"), ("d", "D"), ("e", "EH"), ("f", "F"), ("g", "G"), ("h", "HH"), ("i", "IH"),
+    ("j", "JH"), ("k", "K"), ("l", "L"), ("m", "M"), ("n", "N"), ("o", "AA"), ("p", "P"), ("q", "K"), ("r", "R"),
+    ("s", "S"), ("t", "T"), ("u", "AH"), ("v", "V"), ("w", "W"), ("x", "K S"), ("y", "Y"), ("z", "Z"),
+]
+
+
+def letter_to_sound(word: str) -> str:
+    """ARPABET phones for *word* by greedy longest-match letter rules (silent final e dropped)."""
+    w = re.sub(r"[^a-z]", "", word.lower())
+    if len(w) > 3 and w.endswith("e") and not w.endswith(("ee", "ie", "ue")):
+        w = w[:-1]
+    phones: list[str] = []
+    i = 0
+    while i < len(w):
+        for g, p in _G2P:
+            if w.startswith(g, i):
+                if not (phones and phones[-1] == p):  # "ll", "ss": one phone
+                    phones.append(p)
+                i += len(g)
+                break
+        else:
+            i += 1
+    return " ".join(phones) or "AH"
+
+
+# --------------------------------------------------------------------------- forced alignment
+def _decoder(options: TimingOptions, wide: bool = False):
+    """A PocketSphinx decoder with the wheel's en-us model; *wide*: wider beams, for a retry."""
+    try:
+        import pocketsphinx
+    except ImportError as exc:
+        raise MissingDependencyError("pocketsphinx", purpose="word-timing forced alignment") from exc
+    beams = dict(beam=1e-80, pbeam=1e-80, wbeam=1e-60) if wide else {}
+    return pocketsphinx.Decoder(
+        samprate=SAMPLE_RATE, loglevel="FATAL", cmn="batch", fillprob=float(options.filler_prob), **beams
+    )
+
+
+def align_segments(
+    transcript: Transcript, samples: np.ndarray, options: TimingOptions
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
+    """Force-align each segment's words; returns (starts, ends, aligned mask, stats) over all words."""
+    dec = _decoder(options)
+    wide = None  # wide-beam decoder, made on the first segment the default beams cannot align
+    words = transcript.words
+    s = np.array([w.start for w in words], dtype=float)
+    e = np.array([w.end for w in words], dtype=float)
+    aligned = np.zeros(len(words), dtype=bool)
+    duration = samples.size / SAMPLE_RATE
+    stats = {"segments_aligned": 0, "segments_failed": 0, "oov_words": 0, "shifts_rejected": 0}
+    base = 0
+    for seg in transcript.segments:
+        n = len(seg.words)
+        if n:
+            idx = range(base, base + n)
+            t0 = max(0.0, min(seg.start, float(s[base])) - options.pad)
+            t1 = min(duration, max(seg.end, float(e[base + n - 1])) + options.pad)
+            texts = [w.text for w in seg.words]
+            res = _align_window(dec, samples, t0, t1, texts, stats)
+            if res is None:
+                wide = wide or _decoder(options, wide=True)
+                res = _align_window(wide, samples, t0, t1, texts, stats)
+                stats["segments_retried"] = stats.get("segments_retried", 0) + 1
+            if res is None:
+                stats["segments_failed"] += 1
+            else:
+                stats["segments_aligned"] += 1
+                for j, k in enumerate(idx):
+                    if j not in res:
+                        continue
+                    a, b = res[j]
+                    if abs(a - s[k]) > options.max_shift or abs(b - e[k]) > options.max_shift:
+                        stats["shifts_rejected"] += 1
+                        continue
+                    s[k], e[k], aligned[k] = a, b, True
+        base += n
+    return s, e, aligned, stats
+
+
+def _align_window(dec, samples: np.ndarray, t0: float, t1: float, texts: list[str], stats: dict) -> dict | None:
+    """{word index: (start, end)} for the words aligned in [t0, t1], or None when alignment failed."""
+    seq = [(j, tok) for j, text in enumerate(texts) for tok in spoken_tokens(text)]
+    oov = sorted({tok for _, tok in seq if dec.lookup_word(tok) is None})
+    for n, tok in enumerate(oov):  # the search is rebuilt once, after the last new word
+        try:
+            dec.add_word(tok, letter_to_sound(tok), update=n == len(oov) - 1)
+            stats["oov_words"] += 1
+        except RuntimeError:
+            log.debug("cannot add %r to the aligner's dictionary", tok)
+    seq = [(j, tok) for j, tok in seq if dec.lookup_word(tok) is not None]
+    if not seq:
+        return None
+    a, b = int(t0 * SAMPLE_RATE), int(t1 * SAMPLE_RATE)
+    pcm = (np.clip(samples[a:b], -1.0, 1.0) * 32767).astype(np.int16).tobytes()
+    try:
+        dec.set_align_text(" ".join(tok for _, tok in seq))
+        dec.start_utt()
+        dec.process_raw(pcm, full_utt=True)
+        dec.end_utt()
+        segs = [x for x in (dec.seg() or []) if not _is_filler(x.word)]
+    except RuntimeError as exc:
+        log.debug("alignment of %.2f-%.2f failed: %s", t0, t1, exc)
+        return None
+    if len(segs) != len(seq):
+        log.debug("alignment of %.2f-%.2f incomplete (%d of %d tokens)", t0, t1, len(segs), len(seq))
+        return None
+    out: dict[int, tuple[float, float]] = {}
+    for (j, _), x in zip(seq, segs):
+        start, end = t0 + x.start_frame * HOP, t0 + (x.end_frame + 1) * HOP
+        out[j] = (out[j][0], end) if j in out else (start, end)
+    return out
+
+
+def _is_filler(word: str) -> bool:
+    return word in ("<s>", "</s>", "<sil>") or word.startswith(("[", "+"))
+
+
+def fit_unaligned(s: np.ndarray, e: np.ndarray, aligned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Words without an aligned time keep Whisper's, clipped between their aligned neighbours."""
+    s, e = s.copy(), e.copy()
+    if not aligned.any():
+        return s, e
+    n = s.size
+    for i in np.flatnonzero(~aligned):
+        prev = max((j for j in range(i - 1, -1, -1) if aligned[j]), default=None)
+        nxt = next((j for j in range(i + 1, n) if aligned[j]), None)
+        lo = e[prev] if prev is not None else 0.0
+        hi = s[nxt] if nxt is not None else np.inf
+        if hi < lo:
+            hi = lo
+        s[i] = min(max(s[i], lo), hi)
+        e[i] = min(max(e[i], s[i]), hi)
+    return s, e
+
+
+# --------------------------------------------------------------------------- pauses from the signal
+def band_energy_db(samples: np.ndarray, lo_hz: float = 100.0, hi_hz: float = 4000.0, block_s: float = 60.0) -> np.ndarray:
+    """Energy (dB) of the 100 Hz - 4 kHz band in 25 ms windows every 10 ms (frame i centred at i * 10 ms)."""
+    hop = int(HOP * SAMPLE_RATE)
+    n_frames = int(np.ceil(samples.size / hop))
+    padded = np.pad(samples.astype(np.float32), (_WIN // 2, _WIN // 2 + hop))
+    nfft = 512
+    freqs = np.fft.rfftfreq(nfft, 1.0 / SAMPLE_RATE)
+    band = (freqs >= lo_hz) & (freqs <= hi_hz)
+    window = np.hanning(_WIN).astype(np.float32)
+    out = np.empty(n_frames, dtype=np.float32)
+    per_block = max(1, int(block_s / HOP))
+    for f0 in range(0, n_frames, per_block):
+        f1 = min(n_frames, f0 + per_block)
+        idx = (np.arange(f0, f1) * hop)[:, None] + np.arange(_WIN)[None, :]
+        spec = np.abs(np.fft.rfft(padded[idx] * window, n=nfft, axis=1)) ** 2
+        out[f0:f1] = 10.0 * np.log10(spec[:, band].sum(axis=1) + 1e-10)
+    return out
+
+
+def _local_percentile(x: np.ndarray, q: float, window_frames: int) -> np.ndarray:
+    """Percentile *q* of *x* over a sliding window, evaluated at 20 points per window and interpolated."""
+    if x.size <= window_frames:
+        return np.full(x.size, np.percentile(x, q), dtype=np.float32)
+    step = max(1, window_frames // 20)
+    centres = np.arange(0, x.size, step)
+    half = window_frames // 2
+    vals = np.array([np.percentile(x[max(0, c - half) : c + half + 1], q) for c in centres])
+    return np.interp(np.arange(x.size), centres, vals).astype(np.float32)
+
+
+def quiet_frames(samples: np.ndarray, options: TimingOptions) -> np.ndarray:
+    """Boolean per 10 ms frame: True where the signal is at pause level, not speech."""
+    if samples.size == 0:
+        return np.zeros(0, dtype=bool)
+    db = band_energy_db(samples)
+    win = max(1, int(options.level_window / HOP))
+    floor = _local_percentile(db, 5.0, win)
+    level = _local_percentile(db, 95.0, win)
+    # at least 3 dB above the floor, so a flat floor is quiet; at most 20 dB, so loud speech never is
+    thr = np.clip(floor + options.pause_level * (level - floor), floor + 3.0, floor + 20.0)
+    smooth = np.convolve(db, np.ones(3, dtype=np.float32) / 3, mode="same")  # 30 ms: one click does not split a pause
+    return smooth < thr
+
+
+def pause_runs(quiet: np.ndarray, min_pause: float) -> list[tuple[float, float]]:
+    """(start, end) seconds of runs of quiet frames at least *min_pause* long."""
+    if quiet.size == 0:
+        return []
+    d = np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]]))
+    on, off = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+    min_len = int(round(min_pause / HOP))
+    return [(a * HOP, b * HOP) for a, b in zip(on, off) if b - a >= min_len]
+
+
+def keep_out_of_pauses(
+    s: np.ndarray, e: np.ndarray, pauses: list[tuple[float, float]], duration: float, options: TimingOptions
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Boundaries inside a pause move to its edge; words wholly inside one move next to the speech."""
+    s, e = s.copy(), e.copy()
+    stats = {"starts_out_of_pauses": 0, "ends_out_of_pauses": 0, "words_out_of_pauses": 0}
+    if not pauses:
+        return s, e, stats
+    p0 = np.array([a for a, _ in pauses])
+    p1 = np.array([b for _, b in pauses])
+
+    def pause_at(t: float) -> int:
+        i = int(np.searchsorted(p0, t, side="right")) - 1
+        return i if i >= 0 and t < p1[i] else -1
+
+    for i in range(s.size):
+        k0, k1 = pause_at(s[i] + 1e-6), pause_at(e[i] - 1e-6)
+        if k0 >= 0 and k0 == k1:  # the whole word is in one pause: put it at the nearer speech edge
+            dur = max(options.min_word, min(e[i] - s[i], 0.15))  # a short stay: it borrows its neighbour's speech
+            mid = (s[i] + e[i]) / 2
+            if (mid - p0[k0] <= p1[k0] - mid and p0[k0] > 0) or p1[k0] >= duration:
+                s[i], e[i] = max(0.0, p0[k0] - dur), p0[k0]
+            else:
+                s[i], e[i] = p1[k0], min(duration, p1[k0] + dur)
+            stats["words_out_of_pauses"] += 1
+            continue
+        if k0 >= 0 and p1[k0] < e[i]:
+            s[i] = p1[k0]
+            stats["starts_out_of_pauses"] += 1
+        if k1 >= 0 and p0[k1] > s[i]:
+            e[i] = p0[k1]
+            stats["ends_out_of_pauses"] += 1
+    return s, e, stats
+
+
+def order_words(s: np.ndarray, e: np.ndarray, duration: float, min_word: float) -> tuple[np.ndarray, np.ndarray]:
+    """Monotonic starts, no overlaps (an overlap is split in the middle), all inside [0, duration]."""
+    s = np.clip(s.astype(float), 0.0, duration)
+    e = np.clip(np.maximum(e.astype(float), s), 0.0, duration)
+    for i in range(s.size):
+        if i:
+            s[i] = max(s[i], s[i - 1])
+            if s[i] < e[i - 1]:
+                cut = (s[i] + e[i - 1]) / 2 if e[i - 1] <= e[i] else s[i]
+                e[i - 1] = max(s[i - 1], cut)
+                s[i] = max(s[i], e[i - 1])
+        e[i] = max(e[i], s[i])
+        if e[i] - s[i] < min_word:  # room permitting, give the word a visible duration
+            limit = s[i + 1] if i + 1 < s.size else duration
+            e[i] = max(e[i], min(s[i] + min_word, limit))
+    return s, e
