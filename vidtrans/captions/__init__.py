@@ -1,47 +1,45 @@
 """Captions stage: word-timed transcript -> readable cues -> WebVTT / SRT / JSON / TXT / TSV.
 
+Modules: :mod:`.options` (rules, errors), :mod:`.cues` (cue building), :mod:`.writers`,
+:mod:`.vttparse` (the W3C WebVTT parser algorithm), :mod:`.vtt` (reading captions,
+validation), :mod:`.readability` (report and plot).  Everything public is importable from here.
+
 :func:`build_cues` turns the word timestamps of a :class:`~vidtrans.schema.Transcript`
 into caption cues that follow the Netflix / BBC timed-text rules by default
 (see :class:`CaptionOptions`):
 
-* at most 42 characters per line and 2 lines per cue, never breaking inside a word;
-* a cue lasts between 5/6 s and 7 s and is read at no more than 20 characters
-  per second "where the speech allows": a cue that is too short or too fast is
-  extended into the silence that follows it, never over the next cue;
-* cues always break where the speaker changes, and at pauses of 0.4 s or more
-  (unless the words before the pause could then not be shown for 5/6 s);
-  inside a stretch of speech, breaks prefer sentence ends, then clause
-  punctuation, then the point before a conjunction or preposition;
-* cues never overlap and are separated by at least two frames (0.083 s);
-  gaps shorter than half a second are closed to that minimum so captions do
-  not flicker;
+* at most 42 characters per line and 2 lines per cue, never breaking inside a word
+  (words keep the engine's spacing: ``self-love``, ``don't``, CJK without spaces);
+* a cue lasts between 5/6 s and 7 s and is read at no more than 20 characters per
+  second: cue boundaries are chosen so each cue can be read in the time it can have,
+  a cue is extended into the silence after it, the next cue may come up to
+  ``max_start_delay`` after its speech when that is enough; never by dropping words;
+* cues break where the speaker changes, except that short turns of a dialogue that
+  could not be read alone share a cue, one dashed line per speaker (Netflix/BBC
+  dual-speaker cues), and at pauses of 0.4 s or more (unless the words around the
+  pause could then not be read); inside a stretch of speech, breaks prefer sentence
+  ends, then clause punctuation, then the point before a conjunction or preposition;
+* cues never overlap and are separated by at least two frames (0.083 s); gaps
+  shorter than half a second are closed to that minimum so captions do not flicker;
 * lines are balanced, preferably broken after punctuation or before a
-  conjunction/preposition, and a one-word line is avoided when possible;
-* words of scripts written without spaces (Chinese, Japanese, Thai, ...) are
-  joined without spaces; set ``max_chars_per_line`` (Netflix: 16 for CJK)
-  for those languages yourself.
-
-The chosen cue boundaries come from a small dynamic programme over the word
-boundaries of each stretch of speech (cost = number of cues + quality of each
-break + quality of each cue's line breaking), the line breaking from another
-over the words of a cue.
+  conjunction/preposition, and a one-word line is avoided when possible.
 
 Writers are picked by name from :data:`WRITERS` (as openai-whisper's
 ``get_writer``); VTT and SRT are serialised by webvtt-py.  Speaker labels:
 
-* WebVTT: every cue of a known speaker starts with a voice span,
-  ``<v Speaker 1>text``;
-* SRT (no voice markup): the first line of the first cue after a change of
-  speaker starts with ``SPEAKER 1: ``.  Cues always break at speaker changes,
-  so two speakers never share a cue and dialogue dashes (``- ``) are never
-  needed; the label's width is reserved on that line so the 42-character
-  limit still holds;
+* WebVTT: a voice span per cue, ``<v Speaker 1>text``; a dialogue cue has one
+  closed voice span per line, ``<v Speaker 1>- Hello.</v>``;
+* SRT (no voice markup): the first line of the first one-speaker cue after a
+  change of speaker starts with ``SPEAKER 1: `` (its width is reserved, so the
+  42-character limit holds); dialogue cues carry dashes only;
 * TXT: paragraphs start with ``Speaker 1: ``.
 
-:func:`validate_vtt` checks a WebVTT file the way the W3C parser sees it
-(header, timestamp syntax, cue order, overlaps, escaping, blank-line
-structure; with line numbers) and reports readability per cue.  It parses the
-text itself, so it works on files webvtt-py refuses to read.
+``emotion_captions`` shows ``Segment.emotion`` as a WebVTT class span or a ``[label]`` tag.
+
+:func:`read_captions` and :func:`parse_vtt` read WebVTT as browsers do;
+:func:`validate_vtt` reports errors (what browsers reject, drop or ignore),
+warnings (legal but off the authoring syntax) and readability per cue, with line
+numbers.
 """
 
 from .cues import Cue, build_cues
