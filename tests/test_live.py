@@ -50,11 +50,11 @@ def whisper_tiny():
 
 
 @pytest.fixture(scope="module")
-def clip8(sample_wav: Path, media_dir: Path) -> Path:
-    """First 8.5 s of the pyannote sample (one speaker: 'Hello ... I didn't know you were there')."""
-    out = media_dir / "live_clip8.wav"
+def clip9(sample_wav: Path, media_dir: Path) -> Path:
+    """6-15 s of the pyannote sample: 'Hello? Hello? Oh, hello. I didn't know you were there. ...'."""
+    out = media_dir / "live_clip9.wav"
     if not out.exists():
-        ffmpeg("-i", str(sample_wav), "-t", "8.5", "-ac", "1", "-ar", "16000", str(out))
+        ffmpeg("-ss", "6", "-i", str(sample_wav), "-t", "9", "-ac", "1", "-ar", "16000", str(out))
     return out
 
 
@@ -179,14 +179,14 @@ def _listening(port: int) -> bool:
     return False
 
 
-def test_ffmpeg_served_stream_that_stops(tmp_path, clip8, whisper_tiny):
+def test_ffmpeg_served_stream_that_stops(tmp_path, clip9, whisper_tiny):
     """ffmpeg serves a clip over HTTP at real-time pace and then closes: the run ends by itself,
     with everything committed in the log and the captions."""
     if shutil.which("ffmpeg") is None:
         pytest.skip("ffmpeg is not installed")
     port = _free_port()
     server = subprocess.Popen(
-        ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-i", str(clip8),
+        ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-i", str(clip9),
          "-f", "wav", "-listen", "1", f"http://127.0.0.1:{port}/live.wav"],
         stdin=subprocess.DEVNULL,
     )
@@ -203,7 +203,7 @@ def test_ffmpeg_served_stream_that_stops(tmp_path, clip8, whisper_tiny):
         server.kill()
         server.wait()
     assert not result.stalled
-    assert 7.5 <= result.audio_seconds <= 9.0
+    assert 8.5 <= result.audio_seconds <= 9.5
     _check_append_only(result, tmp_path / "words.jsonl")
     assert "know you were there" in _norm(result.text), result.text
     report = validate_vtt(tmp_path / "live.vtt")
@@ -234,12 +234,12 @@ class _StallingWav(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_stalled_stream_ends_cleanly(tmp_path, clip8, whisper_tiny):
+def test_stalled_stream_ends_cleanly(tmp_path, clip9, whisper_tiny):
     """A stream that stops sending (connection left open) ends after stall_timeout with every
     committed word flushed to the word log and the captions."""
     from vidtrans.audio import load_audio
 
-    handler = type("H", (_StallingWav,), {"audio": load_audio(clip8), "release": threading.Event()})
+    handler = type("H", (_StallingWav,), {"audio": load_audio(clip9), "release": threading.Event()})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -254,7 +254,7 @@ def test_stalled_stream_ends_cleanly(tmp_path, clip8, whisper_tiny):
         httpd.server_close()
     assert result.stalled
     assert took < 120
-    assert 8.0 <= result.audio_seconds <= 9.0
+    assert 8.5 <= result.audio_seconds <= 9.5
     events = _check_append_only(result, tmp_path / "words.jsonl")
     assert len(events) >= 5 and "know you were there" in _norm(result.text), result.text
     assert validate_vtt(tmp_path / "live.vtt").ok
@@ -302,12 +302,12 @@ def test_microphone_needs_the_optional_extra():
         run_live("mic", options=LiveOptions(speakers=False), transcriber=object())
 
 
-def test_cli_live_on_a_file(tmp_path, clip8, monkeypatch):
+def test_cli_live_on_a_file(tmp_path, clip9, monkeypatch):
     """`vidtrans live FILE --out --events` as fast as possible: valid VTT, one event per word."""
     from vidtrans.cli import main
 
     out, ev = tmp_path / "cli.vtt", tmp_path / "cli.jsonl"
-    rc = main(["-q", "live", str(clip8), "--out", str(out), "--events", str(ev), "--no-speakers", "--step", "2"])
+    rc = main(["-q", "live", str(clip9), "--out", str(out), "--events", str(ev), "--no-speakers", "--step", "2"])
     assert rc == 0
     assert validate_vtt(out).ok
     events = read_events(ev)
@@ -323,10 +323,10 @@ def test_cli_live_bad_source(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
-def test_notebook_08_live_headless(tmp_path, clip8):
+def test_notebook_08_live_headless(tmp_path, clip9):
     nb = ROOT / "notebooks" / "08_live.ipynb"
     out = tmp_path / "08.ipynb"
-    run_notebook(nb, out, timeout=600, source=str(clip8), realtime=False, out_vtt=str(tmp_path / "nb.vtt"),
+    run_notebook(nb, out, timeout=600, source=str(clip9), realtime=False, out_vtt=str(tmp_path / "nb.vtt"),
                  events=str(tmp_path / "nb.jsonl"))
     cells = json.loads(out.read_text())["cells"]
     text = json.dumps([c.get("outputs", []) for c in cells])

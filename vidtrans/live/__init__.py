@@ -58,6 +58,8 @@ __all__ = [
 ]
 
 _END = object()
+#: seconds a word may wait for the first voice to be identified before it is written without a speaker
+_FIRST_VOICE_WAIT = 3.0
 
 
 @dataclass(frozen=True)
@@ -209,8 +211,13 @@ def run_live(
             out_words, lag = lag, []
         else:
             k = len(lag) if final else next((i for i, w in enumerate(lag) if w.end > spk.settled + 0.05), len(lag))
-            out_words = [replace(w, speaker=spk.speaker_of(w)) for w in lag[:k]]
-            lag = lag[k:]
+            out_words = []
+            for w in lag[:k]:
+                who = spk.speaker_of(w)
+                if who is None and not final and not spk.speakers and tr.audio_end - w.end < _FIRST_VOICE_WAIT:
+                    break  # no voice known yet: wait a little for the first one rather than write no speaker
+                out_words.append(replace(w, speaker=who))
+            lag = lag[len(out_words):]
         if out_words:
             now = time.monotonic() - t0
             words.extend(out_words)

@@ -180,7 +180,7 @@ class LiveSpeakers:
             t0, t1 = max(c - self.hop / 2, 0.0), c + self.hop / 2
             w0 = max(c - self.win / 2, 0.0)
             speech = self.vad.speech_seconds(w0, c + self.win / 2)
-            if speech < 0.5 * (c + self.win / 2 - w0) or self.vad.speech_seconds(t0, t1) < 0.1:
+            if speech < 0.3 * (c + self.win / 2 - w0) or self.vad.speech_seconds(t0, t1) < 0.1:
                 # non-speech: close any candidate run (it was too short to be a new voice)
                 self._resolve_candidates(open_new=False)
                 self._label(t0, t1, None, None)
