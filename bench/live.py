@@ -112,7 +112,8 @@ def live_run(model_name: str, model, path: str, realtime: bool, speakers: bool, 
         events = read_events(ev)
     return {
         "text": r.text, "latency": r.latencies, "algo_latency": [e["audio_at"] - e["end"] for e in events],
-        "rtf": r.rtf, "audio": r.audio_seconds, "wall": wall, "revised": revised, "switches": r.switches,
+        "rtf": r.rtf, "cpu_rtf": sum(d.get("decode_cpu", 0.0) for d in r.decodes) / max(r.audio_seconds, 1e-9),
+        "audio": r.audio_seconds, "wall": wall, "revised": revised, "switches": r.switches,
         "adaptations": r.adaptations, "speakers": r.speakers,
     }
 
@@ -122,7 +123,7 @@ def bench_asr(models: list[str], items: list[dict], realtime: bool, speakers: bo
 
     norms = _normalizers()
     loaded = {m: load_whisper(m, LiveOptions(model=m)) for m in models}
-    rows = {m: {"live": [], "off5": [], "off1": [], "lat": [], "alat": [], "rtf": [], "audio": 0.0, "rev": 0, "dup": 0,
+    rows = {m: {"live": [], "off5": [], "off1": [], "lat": [], "alat": [], "rtf": [], "cpu": [], "audio": 0.0, "rev": 0, "dup": 0,
                 "switches": [], "adapt": []} for m in models}
     for k, item in enumerate(items):
         order = models if k % 2 == 0 else models[::-1]  # alternate: both models see the same load on average
@@ -138,6 +139,7 @@ def bench_asr(models: list[str], items: list[dict], realtime: bool, speakers: bo
             row["lat"] += r["latency"]
             row["alat"] += r["algo_latency"]
             row["rtf"].append((r["rtf"] * r["audio"], r["audio"]))
+            row["cpu"].append(r["cpu_rtf"] * r["audio"])
             row["audio"] += r["audio"]
             row["rev"] += r["revised"]
             row["dup"] += duplicated_words(r["text"], off1)
@@ -154,12 +156,13 @@ def bench_asr(models: list[str], items: list[dict], realtime: bool, speakers: bo
     pace = "real-time pace" if realtime else "as fast as possible"
     print(f"\nlive vs offline on {len(items)} English clips ({pace}, {'speakers on' if speakers else 'speakers off'}):")
     print("| model | live WER | offline WER beam 5 (vidtrans run) | offline WER beam 1 | latency median | latency p90 "
-          "| algorithmic latency median | RTF | revised | duplicated | self-monitor |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| algorithmic latency median | RTF (wall) | decode CPU s per audio s | revised | duplicated | self-monitor |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for m, row in rows.items():
         rtf = sum(a for a, _ in row["rtf"]) / max(row["audio"], 1e-9)
         print(f"| {m} | {wer(row['live']):.1%} | {wer(row['off5']):.1%} | {wer(row['off1']):.1%} | "
               f"{_p(row['lat'], 50):.2f} s | {_p(row['lat'], 90):.2f} s | {_p(row['alat'], 50):.2f} s | {rtf:.2f} | "
+              f"{sum(row['cpu']) / max(row['audio'], 1e-9):.2f} | "
               f"{row['rev']} | {row['dup']} | {len(row['adapt'])} changes, switches {row['switches']} |")
 
 

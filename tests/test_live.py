@@ -326,8 +326,8 @@ def test_cli_live_bad_source(tmp_path, capsys):
 def test_notebook_08_live_headless(tmp_path, clip9):
     nb = ROOT / "notebooks" / "08_live.ipynb"
     out = tmp_path / "08.ipynb"
-    run_notebook(nb, out, timeout=600, source=str(clip9), realtime=False, out_vtt=str(tmp_path / "nb.vtt"),
-                 events=str(tmp_path / "nb.jsonl"))
+    run_notebook(nb, out, timeout=600, source=str(clip9), realtime=False, speakers=False, step=2.0,
+                 out_vtt=str(tmp_path / "nb.vtt"), events=str(tmp_path / "nb.jsonl"))
     cells = json.loads(out.read_text())["cells"]
     text = json.dumps([c.get("outputs", []) for c in cells])
     assert "committed" in text

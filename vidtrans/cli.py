@@ -314,7 +314,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         **extra,
         model=args.model, fallback_model=None if args.fallback_model in ("", "none") else args.fallback_model,
         language=args.language, device=args.device, compute_type=args.compute_type, cpu_threads=args.cpu_threads,
-        beam_size=args.beam_size, step=args.step, max_step=max(args.max_step, args.step), realtime=args.realtime,
+        beam_size=args.beam_size, short_context=args.short_context, step=args.step, max_step=max(args.max_step, args.step), realtime=args.realtime,
         stall_timeout=args.stall_timeout, speakers=args.speakers,
         enroll=enroll, speaker_labels=args.speaker_labels,
     )
@@ -419,6 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--language", default=None, help="spoken language; default: en for .en models, else detected")
     p.add_argument("--beam-size", dest="beam_size", type=int, default=1, help="beam width (default 1: greedy)")
     p.add_argument("--step", type=float, default=1.0, help="seconds of new audio between decodes (default 1.0)")
+    p.add_argument("--full-context", dest="short_context", action="store_false",
+                   help="pad Whisper's encoder input to 30 s as trained (slower) instead of sizing it to the buffer")
     p.add_argument("--max-step", dest="max_step", type=float, default=3.0, help="longest step the self-monitor may use")
     p.add_argument("--stall-timeout", dest="stall_timeout", type=float, default=10.0,
                    help="end when a live source sends nothing for this long (s)")

@@ -28,6 +28,9 @@ class LiveOptions:
     cpu_threads: int = 0
     #: beam width (1 = greedy: the decode runs many times a second, speed matters most)
     beam_size: int = 1
+    #: size Whisper's encoder input to the buffer (+2 s, rounded up to 5 s) instead of padding
+    #: it to 30 s: 3-5x less encoder work per decode (see ``bench/live.py`` for the WER cost)
+    short_context: bool = True
 
     # -- streaming ----------------------------------------------------------------
     #: seconds of new audio between two decodes (the self-monitor may lengthen it up to ``max_step``)
@@ -60,7 +63,9 @@ class LiveOptions:
     #: label speakers live (CAM++ embeddings of 1.5 s stretches matched to the voices seen so far)
     speakers: bool = True
     #: cosine similarity at or above which a stretch belongs to a known voice
-    speaker_threshold: float = 0.45
+    speaker_threshold: float = 0.6
+    #: a stretch updates its voice's centroid only when it matches by this much above the threshold
+    speaker_update_margin: float = 0.0
     #: most voices told apart; further new voices go to the closest known one
     max_speakers: int = 8
     #: consecutive stretches of an unknown voice needed to open a new speaker

@@ -147,7 +147,9 @@ class LiveSpeakers:
 
     def _label(self, t0: float, t1: float, spk: LiveSpeaker | None, emb: np.ndarray | None) -> None:
         label = spk.label if spk else None
-        if spk is not None and emb is not None:
+        if spk is not None and emb is not None and (
+            spk.count == 0 or float(spk.centroid @ emb) >= self.options.speaker_threshold + self.options.speaker_update_margin
+        ):  # only clear matches move a voice's centroid, so it does not drift towards a neighbour
             spk.centroid_sum = spk.centroid_sum + emb
             spk.count += 1
         if spk is not None:

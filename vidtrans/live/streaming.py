@@ -186,6 +186,8 @@ class DecodeStats:
     buffer_seconds: float
     new_audio: float
     decode_seconds: float
+    #: CPU seconds of this process during the decode (all threads; robust to other jobs' load)
+    decode_cpu: float
     model: str
     committed: int
     tentative: int
@@ -225,6 +227,7 @@ class StreamingTranscriber:
         self.switches: list[tuple[float, str, str]] = []
         self._last_decode_audio = 0.0
         self._committed_count = 0
+        self._short_ok = True
 
     # -- input -----------------------------------------------------------------
     def insert(self, audio: np.ndarray) -> None:
@@ -252,15 +255,66 @@ class StreamingTranscriber:
             return None
         return text[-self.options.prompt_chars :]
 
+    def _short_context(self, prompt: str | None):
+        """Decode the buffer with the encoder sized to it instead of Whisper's fixed 30 s window.
+
+        faster-whisper pads every input to 30 s, so the encoder (most of a decode's
+        cost for small models) works on mostly silence when the buffer is a few
+        seconds long.  Here the log-mel features are padded only to the buffer plus
+        at least 2 s, rounded up to 5 s, encoded once, and handed to faster-whisper's
+        own segment generator (which then decodes and aligns words as usual); about
+        3-5x less encoder work for a 5 s buffer.  Returns None when this
+        faster-whisper version lacks the internals used (the caller falls back).
+        """
+        try:
+            from faster_whisper.audio import pad_or_trim
+            from faster_whisper.tokenizer import Tokenizer
+            from faster_whisper.transcribe import TranscriptionOptions, get_suppressed_tokens
+        except ImportError:
+            return None
+        m = self.model
+        fe = m.feature_extractor
+        seconds = self.buf.size / SAMPLE_RATE
+        ctx = min(30.0, 5.0 * np.ceil((seconds + 2.0) / 5.0))
+        frames = int(round(ctx * fe.sampling_rate / fe.hop_length))
+        try:
+            features = fe(self.buf)
+            tok = Tokenizer(m.hf_tokenizer, m.model.is_multilingual, task="transcribe", language=self.language)
+            opts = TranscriptionOptions(
+                beam_size=self.options.beam_size, best_of=1, patience=1.0, length_penalty=1.0, repetition_penalty=1.0,
+                no_repeat_ngram_size=0, log_prob_threshold=-1.0, no_speech_threshold=0.6,
+                compression_ratio_threshold=2.4, condition_on_previous_text=False, prompt_reset_on_temperature=0.5,
+                temperatures=[0.0], initial_prompt=prompt, prefix=None, suppress_blank=True,
+                suppress_tokens=get_suppressed_tokens(tok, [-1]), without_timestamps=False,
+                max_initial_timestamp=1.0, word_timestamps=True, prepend_punctuations="\"'“¿([{-",
+                append_punctuations="\"'.。,，!！?？:：”)]}、", multilingual=False, max_new_tokens=None,
+                clip_timestamps="0", hallucination_silence_threshold=None, hotwords=None,
+            )
+            encoder_output = m.encode(pad_or_trim(features[:, : features.shape[-1] - 1], frames))
+        except (TypeError, AttributeError) as exc:  # internals changed in another faster-whisper version
+            log.warning("live: short-context decoding unavailable (%s); using full 30 s windows", exc)
+            self._short_ok = False
+            return None
+        return m.generate_segments(features, tok, opts, False, encoder_output)
+
     def _decode(self) -> list[Word]:
         o = self.options
         t = time.perf_counter()
+        c = time.process_time()
         try:
-            segments, info = self.model.transcribe(
-                self.buf, language=self.language, beam_size=o.beam_size, best_of=1,
-                temperature=0.0, word_timestamps=True, condition_on_previous_text=False,
-                initial_prompt=self._prompt(), vad_filter=False, without_timestamps=False,
-            )
+            prompt = self._prompt()
+            segments = None
+            if o.short_context and self._short_ok and self.language is not None:
+                segments = self._short_context(prompt)
+            if segments is None:
+                segments, info = self.model.transcribe(
+                    self.buf, language=self.language, beam_size=o.beam_size, best_of=1,
+                    temperature=0.0, word_timestamps=True, condition_on_previous_text=False,
+                    initial_prompt=prompt, vad_filter=False, without_timestamps=False,
+                )
+                if self.language is None:
+                    self.language = info.language
+                    log.info("live: detected language %s (p=%.2f)", info.language, info.language_probability)
             words = []
             for seg in segments:
                 for w in seg.words or ():
@@ -271,16 +325,13 @@ class StreamingTranscriber:
                     words.append(Word(round(s, 3), round(e, 3), w.word, probability=round(float(w.probability), 4)))
         except (RuntimeError, ValueError) as exc:
             raise LiveEngineError(f"faster-whisper failed on the live buffer at {self.buf_t0:.1f} s: {exc}") from exc
-        if self.language is None:
-            self.language = info.language
-            log.info("live: detected language %s (p=%.2f)", info.language, info.language_probability)
         dt = time.perf_counter() - t
         new_audio = max(self.audio_end - self._last_decode_audio, 1e-3)
         self._last_decode_audio = self.audio_end
         ratio = dt / new_audio
         self.decode_ratio = ratio if not self.history else 0.7 * self.decode_ratio + 0.3 * ratio
         self.history.append(DecodeStats(round(self.audio_end, 3), round(self.buffer_seconds, 3), round(new_audio, 3),
-                                        round(dt, 4), self.model_name, 0, 0))
+                                        round(dt, 4), round(time.process_time() - c, 4), self.model_name, 0, 0))
         return words
 
     def _agree(self, words: list[Word]) -> list[Word]:
