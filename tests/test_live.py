@@ -8,7 +8,6 @@ loaded once per module and shared by every run.
 from __future__ import annotations
 
 import http.server
-import importlib.util
 import json
 import os
 import shutil
@@ -295,10 +294,24 @@ def test_vtt_writer_is_valid_after_every_cue_and_never_straddles_a_page(tmp_path
     assert "&amp;" in data.decode() and "&lt;sagte&gt;" in data.decode()
 
 
-def test_microphone_needs_the_optional_extra():
-    if importlib.util.find_spec("sounddevice") is not None:
-        pytest.skip("sounddevice is installed here")
-    with pytest.raises(MissingDependencyError, match=r"vidtrans\[live\]"):
+def test_microphone_without_sounddevice_or_portaudio_fails_with_an_install_hint():
+    """No sounddevice -> the `vidtrans[live]` hint; sounddevice without PortAudio -> the apt hint;
+    no input device -> SourceError.  (A machine with a real microphone skips.)"""
+    from vidtrans.live import SourceError
+
+    try:
+        import sounddevice
+
+        sounddevice.query_devices(kind="input")
+    except ImportError:
+        expected, match = MissingDependencyError, r"vidtrans\[live\]"
+    except OSError:
+        expected, match = MissingDependencyError, r"PortAudio"
+    except Exception:  # sounddevice.PortAudioError: no input device
+        expected, match = SourceError, r"microphone"
+    else:
+        pytest.skip("a microphone is present here")
+    with pytest.raises(expected, match=match):
         run_live("mic", options=LiveOptions(speakers=False), transcriber=object())
 
 
