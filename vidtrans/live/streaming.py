@@ -438,8 +438,8 @@ class StreamingTranscriber:
         description of the change made, or None.
         """
         o = self.options
-        if len(self.history) < 3:
-            return None
+        if len(self.history) < 3 and self.decode_ratio < 2 * o.max_decode_ratio:
+            return None  # wait for a few decodes unless this one was far too slow
         if self.decode_ratio > o.max_decode_ratio:
             if self.step < o.max_step:
                 old = self.step
