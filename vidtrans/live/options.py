@@ -65,7 +65,7 @@ class LiveOptions:
     #: cosine similarity at or above which a stretch belongs to a known voice
     speaker_threshold: float = 0.6
     #: a stretch updates its voice's centroid only when it matches by this much above the threshold
-    speaker_update_margin: float = 0.0
+    speaker_update_margin: float = 0.05
     #: most voices told apart; further new voices go to the closest known one
     max_speakers: int = 8
     #: consecutive stretches of an unknown voice needed to open a new speaker
