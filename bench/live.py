@@ -257,27 +257,26 @@ def bench_speakers(thresholds: list[float], windows: list[int], margins: list[fl
     audio = {f: load_audio(SHARED_EVAL / f)[: 30 * 16000] for f, _ in items}
     table: dict[tuple[float, int, float], list[tuple[float, int, int]]] = {}
     for thr, nw, margin in [(t, n, m) for t in thresholds for n in windows for m in margins]:
-        if True:
-            res = []
-            for f, rttm in items:
-                o = LiveOptions(speaker_threshold=thr, new_speaker_windows=nw, speaker_update_margin=margin)
-                vad = VadTracker(o.vad_threshold)
-                sp = LiveSpeakers(o, vad, embedder=emb)
-                a = audio[f]
-                for i in range(0, a.size, 16000):
-                    vad.update(a[i : i + 16000])
-                    sp.insert(a[i : i + 16000])
-                    sp.update()
-                sp.update(final=True)
-                hyp = Annotation()
-                for t0, t1, label in sp.timeline:
-                    if label:
-                        hyp[Segment(t0, t1)] = label
-                r = ref(rttm)
-                res.append((DiarizationErrorRate()(r, hyp, uem=Segment(0, 30)), len(sp.speakers), len(r.labels())))
-            table[(thr, nw, margin)] = res
-            print(f"  threshold {thr:.2f}, {nw} windows, margin {margin}: mean DER {np.mean([x[0] for x in res]):.1%}, "
-                  f"speaker count right on {sum(x[1] == x[2] for x in res)}/{len(res)}", flush=True)
+        res = []
+        for f, rttm in items:
+            o = LiveOptions(speaker_threshold=thr, new_speaker_windows=nw, speaker_update_margin=margin)
+            vad = VadTracker(o.vad_threshold)
+            sp = LiveSpeakers(o, vad, embedder=emb)
+            a = audio[f]
+            for i in range(0, a.size, 16000):
+                vad.update(a[i : i + 16000])
+                sp.insert(a[i : i + 16000])
+                sp.update()
+            sp.update(final=True)
+            hyp = Annotation()
+            for t0, t1, label in sp.timeline:
+                if label:
+                    hyp[Segment(t0, t1)] = label
+            r = ref(rttm)
+            res.append((DiarizationErrorRate()(r, hyp, uem=Segment(0, 30)), len(sp.speakers), len(r.labels())))
+        table[(thr, nw, margin)] = res
+        print(f"  threshold {thr:.2f}, {nw} windows, margin {margin}: mean DER {np.mean([x[0] for x in res]):.1%}, "
+              f"speaker count right on {sum(x[1] == x[2] for x in res)}/{len(res)}", flush=True)
     keys = list(table)
     held = []
     for i, (f, _) in enumerate(items):
