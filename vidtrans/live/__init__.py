@@ -228,6 +228,12 @@ def run_live(
                 vtt.add(out_words)
         return out_words
 
+    def feed_audio(audio: np.ndarray) -> None:
+        if audio.size:
+            tr.insert(audio)
+            if spk is not None:
+                spk.insert(audio)
+
     def horizon() -> float:
         cands = [tr.audio_end]
         if lag:
@@ -277,17 +283,19 @@ def run_live(
                 except queue.Empty:
                     break
                 ended = _take(item, blocks)
-            if blocks:
-                audio = np.concatenate(blocks)
-                tr.insert(audio)
-                if spk is not None:
-                    spk.insert(audio)
-            if ended:
+            audio = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+            if ended and not audio.size:
                 break
-            lag.extend(tr.process())
-            if spk is not None:
-                spk.update()
-            new = release()
+            # a backlog (decoding was slower than speech) goes in as several steps, so the
+            # buffer never jumps past what one decode can cover and no audio is skipped
+            piece = int(max(o.max_buffer - o.trim_seconds, o.step) * SAMPLE_RATE)
+            new = []
+            for i in range(0, max(audio.size, 1), piece):
+                feed_audio(audio[i : i + piece])
+                lag.extend(tr.process())
+                if spk is not None:
+                    spk.update()
+                new += release()
             if vtt:
                 close_last = not lag and tr.quiet and tr.audio_end - (words[-1].end if words else 0.0) >= pause
                 vtt.emit(horizon(), close_last=close_last)
@@ -297,6 +305,8 @@ def run_live(
                     log.info("live: %s", change)
                     adaptations.append(f"{tr.audio_end:.1f} s: {change}")
             notify(new)
+            if ended:
+                break
     except KeyboardInterrupt:
         log.info("live: interrupted; flushing what is committed")
     except BaseException as exc:

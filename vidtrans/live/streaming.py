@@ -391,9 +391,10 @@ class StreamingTranscriber:
                     forced = self._commit(stable)
                     self.tentative = self.tentative[len(stable):]
                     self._cut(self.last_end)
-                else:
+                elif self.tentative:  # never cut audio the decoder has not yet covered
+                    self._cut(min(self.tentative[0].start, self.audio_end - o.trim_seconds))
+                else:  # a whole buffer of "speech" with no words at all: noise or music
                     self._cut(self.audio_end - o.trim_seconds)
-                    self.tentative = [w for w in self.tentative if w.start >= self.buf_t0]
         return forced
 
     def process(self) -> list[Word]:
