@@ -427,6 +427,56 @@ def cmd_upload(args: argparse.Namespace) -> int:
     return _print_publish(upload.publish_many(jobs, options, keep_going=len({j.video for j in jobs}) > 1))
 
 
+
+def cmd_live(args: argparse.Namespace) -> int:
+    """Live captions: committed words printed as they come, VTT + word log written as they grow."""
+    from .live import LiveOptions, run_live
+
+    enroll = {}
+    for item in args.enroll:
+        name, sep, clip = item.partition("=")
+        if not sep or not name.strip() or not clip.strip():
+            raise ConfigurationError(f"--enroll takes NAME=CLIP, got {item!r}")
+        enroll[name.strip()] = clip.strip()
+    extra = {} if args.speaker_threshold is None else {"speaker_threshold": args.speaker_threshold}
+    options = LiveOptions(
+        **extra,
+        model=args.model, fallback_model=None if args.fallback_model in ("", "none") else args.fallback_model,
+        language=args.language, device=args.device, compute_type=args.compute_type, cpu_threads=args.cpu_threads,
+        beam_size=args.beam_size, short_context=args.short_context, step=args.step, max_step=max(args.max_step, args.step), realtime=args.realtime,
+        stall_timeout=args.stall_timeout, speakers=args.speakers,
+        enroll=enroll, speaker_labels=args.speaker_labels,
+    )
+    last_speaker = [None]
+
+    def show(state) -> None:
+        if args.quiet:
+            return
+        for w in state.new_words:
+            if w.speaker and w.speaker != last_speaker[0]:
+                print(f"\n[{w.speaker}]", end="", flush=True)
+                last_speaker[0] = w.speaker
+            print(w.text, end="", flush=True)
+
+    result = run_live(args.source, out=args.out, events=args.events, options=options, on_update=show)
+    if not args.quiet:
+        print()
+    lat = sorted(result.latencies)
+    median = lat[len(lat) // 2] if lat else float("nan")
+    talk = ", ".join(f"{k} {v:.0f} s" for k, v in result.talk_time.items()) or "-"
+    print(
+        f"{len(result.words)} words committed from {result.audio_seconds:.1f} s of audio in {result.wall_seconds:.1f} s; "
+        f"median commit latency {median:.2f} s; talk time: {talk}"
+        + ("; the stream stalled" if result.stalled else "")
+    )
+    if result.switches:
+        print("model switches: " + ", ".join(f"{a} -> {b} at {t:.0f} s" for t, a, b in result.switches))
+    for what, path in (("vtt", result.vtt), ("events", result.events)):
+        if path:
+            print(f"{what:>6}: {path}")
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
@@ -513,6 +563,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out")
     _add_diarize_flags(p)
     p.set_defaults(func=cmd_diarize)
+
+    p = sub.add_parser("live", help="live captions from a microphone (mic[:DEVICE]), a stream URL or a file")
+    p.add_argument("source", help="mic, mic:DEVICE, a live URL (HLS/RTMP/RTSP/HTTP...) or a media file")
+    p.add_argument("--out", default="live.vtt", help="WebVTT file, appended cue by cue (default live.vtt)")
+    p.add_argument("--events", default=None, help="JSON-lines log, one line per committed word")
+    p.add_argument("--realtime", action="store_true", help="read a file (or a non-live URL) at real-time pace")
+    p.add_argument("--model", default="tiny.en", help="Whisper model (default tiny.en: fastest offline; base for other languages)")
+    p.add_argument("--fallback-model", dest="fallback_model", default="auto",
+                   help="smaller model when decoding cannot keep up (auto = tiny.en for English; none = never)")
+    p.add_argument("--language", default=None, help="spoken language; default: en for .en models, else detected")
+    p.add_argument("--beam-size", dest="beam_size", type=int, default=1, help="beam width (default 1: greedy)")
+    p.add_argument("--step", type=float, default=1.0, help="seconds of new audio between decodes (default 1.0)")
+    p.add_argument("--full-context", dest="short_context", action="store_false",
+                   help="pad Whisper's encoder input to 30 s as trained (slower) instead of sizing it to the buffer")
+    p.add_argument("--max-step", dest="max_step", type=float, default=3.0, help="longest step the self-monitor may use")
+    p.add_argument("--stall-timeout", dest="stall_timeout", type=float, default=10.0,
+                   help="end when a live source sends nothing for this long (s)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--compute-type", dest="compute_type", default="default")
+    p.add_argument("--threads", dest="cpu_threads", type=int, default=0, help="CPU threads for decoding; 0 = all")
+    p.add_argument("--no-speakers", dest="speakers", action="store_false", help="do not label speakers")
+    p.add_argument("--speaker-threshold", dest="speaker_threshold", type=float, default=None,
+                   help="cosine similarity to match a known voice (default: LiveOptions.speaker_threshold)")
+    p.add_argument("--speaker-labels", dest="speaker_labels", choices=["auto", "on", "off"], default="auto")
+    p.add_argument("--enroll", action="append", default=[], metavar="NAME=CLIP", help="name a voice from a reference clip")
+    p.set_defaults(func=cmd_live)
 
     p = sub.add_parser("doctor", help="check ffmpeg, packages, GPU, offline models and which secrets are set")
     p.add_argument("--prepare", action="store_true", help="also assemble the offline base model now")

@@ -1,0 +1,323 @@
+"""Live-captions benchmark: commit latency, WER against offline decoding of the same audio, RTF, drift, speakers.
+
+    .venv/bin/python bench/live.py                         # tiny.en and base, real-time pace, English clips
+    .venv/bin/python bench/live.py --models tiny.en --clips 3
+    .venv/bin/python bench/live.py --drift-minutes 30      # tiled file, as fast as possible: per-minute drift
+    .venv/bin/python bench/live.py --speakers              # live speaker threshold, leave-one-clip-out DER
+
+**latency** = ``committed_at - end`` of every committed word (wall seconds from
+the end of the spoken word to the moment it was written), with the file read
+at real-time pace, so it includes decoding, queueing and the speaker lag.
+**WER** is scored against the clip's reference for the live run and for the
+peer measured in the same run: plain faster-whisper on the whole file with
+the same model (beam 5 as ``vidtrans run``, and beam 1 as the live decoder
+uses), normalised as ``bench/asr.py`` does.  **RTF** = decode seconds per
+audio second.  **revised** counts committed words whose log line changed
+after it was first written (the log is read after every step and compared
+with the final one); **duplicated** counts words the live output repeats
+right after themselves (1-3-word n-grams) where the offline transcript does not.
+
+The drift run tiles the English clips (1 s gaps) to N minutes and streams it as
+fast as possible (real-time pace for 30 minutes is long on a shared machine):
+per minute it prints the median *algorithmic* latency (``audio_at - end``:
+audio received when a word was committed minus its end), the median decode
+time per step and the largest buffer, which must all stay flat.
+
+Absolute numbers depend on the machine's load: this project's 2-core machine
+is shared by other jobs, so the peer is always measured in the same run,
+alternating with the live runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
+
+from asr import _normalizers, clips, score  # noqa: E402  (same normalisation as bench/asr.py)
+
+SHARED_EVAL = Path(os.environ.get("VIDTRANS_SHARED_EVAL", ROOT.parent / "shared" / "eval"))
+
+
+def _p(xs, q):
+    return float(np.percentile(xs, q)) if len(xs) else float("nan")
+
+
+# --------------------------------------------------------------------------- duplicates
+def duplicated_words(hyp: str, peer: str) -> int:
+    """Words in *hyp* that repeat the 1-3 words right before them, beyond what *peer* repeats."""
+    def reps(text: str) -> int:
+        w = [x.strip(".,?!;:\"'").lower() for x in text.split()]
+        n_rep = 0
+        i = 1
+        while i < len(w):
+            for n in (3, 2, 1):
+                if i >= n and i + n <= len(w) and w[i : i + n] == w[i - n : i]:
+                    n_rep += n
+                    i += n - 1
+                    break
+            i += 1
+        return n_rep
+
+    return max(0, reps(hyp) - reps(peer))
+
+
+# --------------------------------------------------------------------------- ASR runs
+def offline(model, path: str, beam: int) -> tuple[str, float]:
+    from faster_whisper import WhisperModel  # noqa: F401  (model is a WhisperModel)
+    from vidtrans.audio import load_audio
+    from vidtrans.schema import join_words
+
+    audio = load_audio(path)
+    t = time.perf_counter()
+    segs, _ = model.transcribe(audio, language="en", beam_size=beam, word_timestamps=True)
+    words = [w.word for s in segs for w in (s.words or ())]
+    return join_words(words), time.perf_counter() - t
+
+
+def live_run(model_name: str, model, path: str, realtime: bool, speakers: bool, step: float) -> dict:
+    from vidtrans.live import LiveOptions, LiveSpeakers, StreamingTranscriber, read_events, run_live
+
+    opts = LiveOptions(model=model_name, realtime=realtime, speakers=speakers, step=step)
+    tr = StreamingTranscriber(opts, model=model)
+    spk = LiveSpeakers(opts, tr.vad) if speakers else None
+    with tempfile.TemporaryDirectory() as d:
+        ev = Path(d) / "w.jsonl"
+        seen: dict[int, str] = {}
+
+        def watch(state) -> None:  # snapshot the log after every step
+            if ev.exists():
+                for i, line in enumerate(ev.read_text(encoding="utf-8").splitlines()):
+                    seen.setdefault(i, line)
+
+        t = time.perf_counter()
+        r = run_live(path, Path(d) / "l.vtt", ev, opts, transcriber=tr, speakers=spk, on_update=watch)
+        wall = time.perf_counter() - t
+        final = ev.read_text(encoding="utf-8").splitlines()
+        revised = sum(1 for i, line in seen.items() if i >= len(final) or final[i] != line)
+        events = read_events(ev)
+    return {
+        "text": r.text, "latency": r.latencies, "algo_latency": [e["audio_at"] - e["end"] for e in events],
+        "rtf": r.rtf, "cpu_rtf": sum(d.get("decode_cpu", 0.0) for d in r.decodes) / max(r.audio_seconds, 1e-9),
+        "audio": r.audio_seconds, "wall": wall, "revised": revised, "switches": r.switches,
+        "adaptations": r.adaptations, "speakers": r.speakers,
+    }
+
+
+def bench_asr(models: list[str], items: list[dict], realtime: bool, speakers: bool, step: float) -> None:
+    from vidtrans.live import LiveOptions, load_whisper
+
+    norms = _normalizers()
+    loaded = {m: load_whisper(m, LiveOptions(model=m)) for m in models}
+    rows = {m: {"live": [], "off5": [], "off1": [], "lat": [], "alat": [], "rtf": [], "cpu": [], "audio": 0.0, "rev": 0, "dup": 0,
+                "switches": [], "adapt": []} for m in models}
+    for k, item in enumerate(items):
+        order = models if k % 2 == 0 else models[::-1]  # alternate: both models see the same load on average
+        for m in order:
+            model = loaded[m]
+            off5, _ = offline(model, item["path"], 5)
+            off1, _ = offline(model, item["path"], 1)
+            r = live_run(m, model, item["path"], realtime, speakers, step)
+            row = rows[m]
+            for key, hyp in (("live", r["text"]), ("off5", off5), ("off1", off1)):
+                _, err, n = score(hyp, item["reference"], "en", norms)
+                row[key].append((err * n, n))
+            row["lat"] += r["latency"]
+            row["alat"] += r["algo_latency"]
+            row["rtf"].append((r["rtf"] * r["audio"], r["audio"]))
+            row["cpu"].append(r["cpu_rtf"] * r["audio"])
+            row["audio"] += r["audio"]
+            row["rev"] += r["revised"]
+            row["dup"] += duplicated_words(r["text"], off1)
+            row["switches"] += r["switches"]
+            row["adapt"] += r["adaptations"]
+            _, e_live, _ = score(r["text"], item["reference"], "en", norms)
+            _, e_off, _ = score(off5, item["reference"], "en", norms)
+            print(f"  {item['id'][:38]:38s} {m:8s} live WER {e_live:6.1%} offline {e_off:6.1%}  "
+                  f"latency median {_p(r['latency'], 50):5.2f} s  rtf {r['rtf']:.2f}  {r['speakers']}", flush=True)
+
+    def wer(pairs):
+        return sum(e for e, _ in pairs) / max(sum(n for _, n in pairs), 1)
+
+    pace = "real-time pace" if realtime else "as fast as possible"
+    print(f"\nlive vs offline on {len(items)} English clips ({pace}, {'speakers on' if speakers else 'speakers off'}):")
+    print("| model | live WER | offline WER beam 5 (vidtrans run) | offline WER beam 1 | latency median | latency p90 "
+          "| algorithmic latency median | RTF (wall) | decode CPU s per audio s | revised | duplicated | self-monitor |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for m, row in rows.items():
+        rtf = sum(a for a, _ in row["rtf"]) / max(row["audio"], 1e-9)
+        print(f"| {m} | {wer(row['live']):.1%} | {wer(row['off5']):.1%} | {wer(row['off1']):.1%} | "
+              f"{_p(row['lat'], 50):.2f} s | {_p(row['lat'], 90):.2f} s | {_p(row['alat'], 50):.2f} s | {rtf:.2f} | "
+              f"{sum(row['cpu']) / max(row['audio'], 1e-9):.2f} | "
+              f"{row['rev']} | {row['dup']} | {len(row['adapt'])} changes, switches {row['switches']} |")
+
+
+# --------------------------------------------------------------------------- drift
+def bench_drift(model_name: str, items: list[dict], minutes: float, step: float) -> None:
+    import resource
+
+    from vidtrans.audio import load_audio, write_wav
+    from vidtrans.live import LiveOptions, run_live
+
+    gap = np.zeros(16000, dtype=np.float32)
+    parts, total = [], 0
+    while total < minutes * 60 * 16000:
+        for it in items:
+            a = load_audio(it["path"])
+            parts += [a, gap]
+            total += a.size + gap.size
+    audio = np.concatenate(parts)[: int(minutes * 60 * 16000)]
+    with tempfile.TemporaryDirectory() as d:
+        path = write_wav(Path(d) / "tiled.wav", audio)
+        per_min: dict[int, dict[str, list[float]]] = {}
+
+        def watch(state) -> None:
+            m = int(state.audio_seconds // 60)
+            slot = per_min.setdefault(m, {"alat": [], "rss": []})
+            slot["alat"] += [state.audio_seconds - w.end for w in state.new_words]
+            slot["rss"].append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+        t = time.perf_counter()
+        r = run_live(path, Path(d) / "l.vtt", Path(d) / "w.jsonl",
+                     LiveOptions(model=model_name, speakers=False, step=step), on_update=watch)
+        wall = time.perf_counter() - t
+    dec: dict[int, list[float]] = {}
+    buf: dict[int, list[float]] = {}
+    for x in r.decodes:
+        dec.setdefault(int(x["audio_end"] // 60), []).append(x["decode_seconds"])
+        buf.setdefault(int(x["audio_end"] // 60), []).append(x["buffer_seconds"])
+    print(f"\ndrift: {minutes:.0f} min tiled English speech, {model_name}, step {step} s, as fast as possible "
+          f"({wall:.0f} s wall, {len(r.words)} words)")
+    print("| minute | words | algorithmic latency median | p90 | decode s/step median | max buffer s | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|")
+    mins = sorted(set(per_min) | set(dec))
+    for m in mins:
+        al = per_min.get(m, {}).get("alat", [])
+        print(f"| {m} | {len(al)} | {_p(al, 50):.2f} | {_p(al, 90):.2f} | {_p(dec.get(m, []), 50):.2f} | "
+              f"{max(buf.get(m, [0])):.1f} | {max(per_min.get(m, {}).get('rss', [0])):.0f} |")
+    if len(mins) >= 4:
+        q = max(1, len(mins) // 4)
+        first = [x for m in mins[:q] for x in per_min.get(m, {}).get("alat", [])]
+        last = [x for m in mins[-q:] for x in per_min.get(m, {}).get("alat", [])]
+        d_first = [x for m in mins[:q] for x in dec.get(m, [])]
+        d_last = [x for m in mins[-q:] for x in dec.get(m, [])]
+        print(f"first vs last quarter: latency median {_p(first, 50):.2f} -> {_p(last, 50):.2f} s; "
+              f"decode s/step {_p(d_first, 50):.2f} -> {_p(d_last, 50):.2f}")
+
+
+# --------------------------------------------------------------------------- speakers
+def bench_speakers(thresholds: list[float], windows: list[int], margins: list[float] = (0.0, 0.05, 0.1)) -> None:
+    """Live speaker timeline DER (no collar, 0-30 s) per threshold; the threshold is chosen
+    leave-one-clip-out (best mean DER on the other clips) and scored on the held-out clip."""
+    import torch
+    from pyannote.core import Annotation, Segment
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    from vidtrans.audio import load_audio
+    from vidtrans.diarize_models import load_embedding_model
+    from vidtrans.live import LiveOptions, LiveSpeakers, VadTracker
+
+    torch.set_num_threads(1)
+    man = json.loads((SHARED_EVAL / "manifest.json").read_text())
+    items = [(d["file"], d["rttm"]) for d in man["diarization"]]
+
+    class Cached:  # each 1.5 s window is embedded once for all thresholds
+        def __init__(self):
+            self.e, self.c = load_embedding_model("cpu"), {}
+
+        def embed(self, x):
+            k = hashlib.md5(x.tobytes()).hexdigest()
+            if k not in self.c:
+                self.c[k] = self.e.embed(x)
+            return self.c[k]
+
+    emb = Cached()
+
+    def ref(rttm: str) -> Annotation:
+        a = Annotation()
+        for line in (SHARED_EVAL / rttm).read_text().splitlines():
+            p = line.split()
+            a[Segment(float(p[3]), float(p[3]) + float(p[4]))] = p[7]
+        return a
+
+    audio = {f: load_audio(SHARED_EVAL / f)[: 30 * 16000] for f, _ in items}
+    table: dict[tuple[float, int, float], list[tuple[float, int, int]]] = {}
+    for thr, nw, margin in [(t, n, m) for t in thresholds for n in windows for m in margins]:
+        res = []
+        for f, rttm in items:
+            o = LiveOptions(speaker_threshold=thr, new_speaker_windows=nw, speaker_update_margin=margin)
+            vad = VadTracker(o.vad_threshold)
+            sp = LiveSpeakers(o, vad, embedder=emb)
+            a = audio[f]
+            for i in range(0, a.size, 16000):
+                vad.update(a[i : i + 16000])
+                sp.insert(a[i : i + 16000])
+                sp.update()
+            sp.update(final=True)
+            hyp = Annotation()
+            for t0, t1, label in sp.timeline:
+                if label:
+                    hyp[Segment(t0, t1)] = label
+            r = ref(rttm)
+            res.append((DiarizationErrorRate()(r, hyp, uem=Segment(0, 30)), len(sp.speakers), len(r.labels())))
+        table[(thr, nw, margin)] = res
+        print(f"  threshold {thr:.2f}, {nw} windows, margin {margin}: mean DER {np.mean([x[0] for x in res]):.1%}, "
+              f"speaker count right on {sum(x[1] == x[2] for x in res)}/{len(res)}", flush=True)
+    keys = list(table)
+    held = []
+    for i, (f, _) in enumerate(items):
+        best = min(keys, key=lambda k: np.mean([x[0] for j, x in enumerate(table[k]) if j != i]))
+        held.append((Path(f).stem, best, table[best][i]))
+    print("\nleave-one-clip-out ((threshold, windows, margin) chosen on the other clips; DER of the held-out clip):")
+    for name, k, (der, n, n_ref) in held:
+        print(f"  {name[:40]:40s} chosen {k}: DER {der:.1%}, {n} speakers (reference {n_ref})")
+    print(f"cross-validated mean DER {np.mean([h[2][0] for h in held]):.1%}; "
+          f"count right on {sum(h[2][1] == h[2][2] for h in held)}/{len(held)}; "
+          f"choices {sorted({h[1] for h in held})}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="tiny.en,base")
+    ap.add_argument("--clips", type=int, default=0, help="at most N English clips (0 = all)")
+    ap.add_argument("--fast", action="store_true", help="read files as fast as possible instead of real-time pace")
+    ap.add_argument("--no-speakers", dest="speakers", action="store_false")
+    ap.add_argument("--step", type=float, default=1.0)
+    ap.add_argument("--drift-minutes", type=float, default=0.0, help="also run the tiled drift test this long")
+    ap.add_argument("--drift-only", action="store_true")
+    ap.add_argument("--speakers-cv", "--speakers", dest="speakers_cv", action="store_true",
+                    help="only the speaker-threshold cross-validation")
+    ap.add_argument("--thresholds", default="0.55,0.6,0.65")
+    args = ap.parse_args(argv)
+    if args.speakers_cv:
+        bench_speakers([float(x) for x in args.thresholds.split(",")], [2])
+        return 0
+    items = clips({"en"})
+    if args.clips:
+        items = items[-1:] + items[: args.clips - 1]  # the two-speaker sample first
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start (shared with other jobs)")
+    if not args.drift_only:
+        bench_asr(models, items, realtime=not args.fast, speakers=args.speakers, step=args.step)
+    if args.drift_minutes:
+        bench_drift(models[0], [i for i in items if i["id"] != "pyannote_sample"] or items, args.drift_minutes, args.step)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,463 @@
+"""Streaming Whisper: LocalAgreement-2 over successive decodes of a bounded audio buffer.
+
+The policy is the one of ufal's *whisper_streaming* (Macháček et al., 2023),
+re-implemented on faster-whisper word timestamps:
+
+* audio is appended to a buffer; every *step* seconds the whole buffer is
+  decoded, with the committed text before the buffer as Whisper's prompt;
+* a word is **committed** when two successive hypotheses agree on it (the
+  longest common prefix of the previous and the new uncommitted tail);
+  committed words are final: they are handed out once and never revised;
+* words of the new hypothesis that lie before the last committed word, and a
+  repeat of the last 1-5 committed words at the start of the new tail, are
+  dropped, so a chunk border never repeats a word;
+* the buffer is cut at the end of the last committed sentence once it is
+  longer than ``trim_seconds`` and never grows past ``max_buffer``, so one
+  decode costs the same after an hour as after a minute.
+
+Additions over the reference:
+
+* a Silero-VAD gate (the ONNX model inside faster-whisper, run frame by frame
+  as audio arrives): a buffer without speech is never decoded and is dropped;
+* end-of-utterance flush: after ``silence_flush`` seconds of silence the
+  pending hypothesis is committed at once (lower latency at phrase ends, as
+  whisper_streaming's VAC mode does);
+* self-monitoring: the decode time per second of new audio is tracked; above
+  ``max_decode_ratio`` the step grows up to ``max_step``, then the model falls
+  back to a smaller one (see :meth:`StreamingTranscriber.adapt`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigurationError, EngineError, MissingDependencyError, ModelError
+from ..schema import Word, join_words
+from .options import LiveOptions
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16_000
+#: Silero VAD frame (32 ms at 16 kHz)
+VAD_FRAME = 512
+_SENTENCE_END = re.compile(r"[.!?…。！？]['\"”’)\]]*$")
+_NORM = re.compile(r"[^\w']+", re.UNICODE)
+
+
+class LiveEngineError(EngineError):
+    """faster-whisper failed while decoding a live stream."""
+
+    def __init__(self, message: str):
+        super().__init__(message, engine="faster-whisper")
+
+
+def _norm(text: str) -> str:
+    """Word identity for agreement: case and punctuation do not count."""
+    n = _NORM.sub("", text.casefold())
+    return n or text.strip()
+
+
+# --------------------------------------------------------------------------- VAD
+class VadTracker:
+    """Silero VAD speech probabilities, 32 ms frame by frame, as audio arrives.
+
+    Each call scores only the new whole frames (with the previous frame as
+    context), so the cost per second of audio is constant.  The last
+    ``keep_seconds`` of frame decisions are kept for queries.
+    """
+
+    def __init__(self, threshold: float = 0.5, keep_seconds: float = 120.0):
+        try:
+            from faster_whisper.vad import get_vad_model
+        except ImportError as exc:
+            raise MissingDependencyError("faster-whisper", purpose="live captions (Silero VAD)") from exc
+        self.model = get_vad_model()
+        self.threshold = threshold
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._context = np.zeros(VAD_FRAME, dtype=np.float32)
+        self._speech: deque[bool] = deque(maxlen=int(keep_seconds * SAMPLE_RATE / VAD_FRAME))
+        #: frames scored so far
+        self.frames = 0
+        #: audio seconds at the end of the last speech frame (-1 = none yet)
+        self.last_speech_end = -1.0
+
+    @property
+    def frame_seconds(self) -> float:
+        return VAD_FRAME / SAMPLE_RATE
+
+    @property
+    def time(self) -> float:
+        """Audio seconds scored so far."""
+        return self.frames * self.frame_seconds
+
+    def update(self, audio: np.ndarray) -> None:
+        self._pending = np.concatenate([self._pending, audio]) if self._pending.size else audio
+        n = self._pending.size // VAD_FRAME
+        if n == 0:
+            return
+        block = self._pending[: n * VAD_FRAME]
+        self._pending = self._pending[n * VAD_FRAME :].copy()
+        probs = self.model(np.concatenate([self._context, block]).astype(np.float32, copy=False))[1:]
+        self._context = block[-VAD_FRAME:].copy()
+        speech = probs >= self.threshold
+        self._speech.extend(bool(s) for s in speech)
+        hits = np.flatnonzero(speech)
+        if hits.size:
+            self.last_speech_end = (self.frames + int(hits[-1]) + 1) * self.frame_seconds
+        self.frames += n
+
+    def speech_seconds(self, t0: float, t1: float | None = None) -> float:
+        """Seconds of speech frames between audio times *t0* and *t1* (default: now)."""
+        first = self.frames - len(self._speech)
+        i0 = max(int(t0 / self.frame_seconds), first)
+        i1 = self.frames if t1 is None else min(int(np.ceil(t1 / self.frame_seconds)), self.frames)
+        if i1 <= i0:
+            return 0.0
+        flags = list(self._speech)[i0 - first : i1 - first]
+        return sum(flags) * self.frame_seconds
+
+    def trailing_silence(self) -> float:
+        """Seconds since the last speech frame (everything scored, when no speech yet)."""
+        return self.time - max(self.last_speech_end, 0.0)
+
+
+# --------------------------------------------------------------------------- model
+def _device(options: LiveOptions) -> tuple[str, str, int]:
+    try:
+        import ctranslate2
+    except ImportError as exc:
+        raise MissingDependencyError("faster-whisper", purpose="live captions") from exc
+    device = options.device
+    if device == "auto":
+        device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    elif device == "cuda" and ctranslate2.get_cuda_device_count() == 0:
+        raise ConfigurationError("device 'cuda' was requested but CTranslate2 sees no CUDA GPU; use 'auto' or 'cpu'")
+    compute = options.compute_type
+    if compute in ("", "default", "auto"):
+        compute = "float16" if device == "cuda" else "int8"
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count() or 1
+    return device, compute, options.cpu_threads or usable
+
+
+def load_whisper(name: str, options: LiveOptions):
+    """A ``faster_whisper.WhisperModel`` for *name* (packaged models work offline)."""
+    from ..models import resolve_model
+
+    path = resolve_model(name)
+    try:
+        from faster_whisper import WhisperModel
+    except ImportError as exc:
+        raise MissingDependencyError("faster-whisper", purpose="live captions") from exc
+    device, compute, threads = _device(options)
+    log.info("live: loading Whisper %s on %s (%s, %d threads)", name, device, compute, threads)
+    try:
+        return WhisperModel(str(path), device=device, compute_type=compute, cpu_threads=threads, local_files_only=True)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise ModelError(f"cannot load Whisper model {name!r} from {path}: {exc}") from exc
+
+
+def _fallback_for(model: str, language: str | None, fallback: str | None) -> str | None:
+    if fallback is None or fallback == "":
+        return None
+    if fallback != "auto":
+        return None if fallback == model else fallback
+    if model == "tiny.en" or model.startswith("tiny"):
+        return None
+    return "tiny.en" if language == "en" else None
+
+
+# --------------------------------------------------------------------------- core
+@dataclass
+class DecodeStats:
+    """What one decode cost (for the self-monitor, the widget and the bench)."""
+
+    audio_end: float
+    buffer_seconds: float
+    new_audio: float
+    decode_seconds: float
+    #: CPU seconds of this process during the decode (all threads; robust to other jobs' load)
+    decode_cpu: float
+    model: str
+    committed: int
+    tentative: int
+
+
+class StreamingTranscriber:
+    """Feed audio with :meth:`insert`, call :meth:`process` after each step, :meth:`finish` at the end.
+
+    ``process`` and ``finish`` return the newly committed :class:`~vidtrans.schema.Word`
+    objects (absolute audio times, text with the engine's leading space);
+    :attr:`tentative` holds the current uncommitted tail.
+    """
+
+    def __init__(self, options: LiveOptions | None = None, model: Any = None):
+        self.options = (options or LiveOptions()).validate()
+        o = self.options
+        self.model_name = str(o.model)
+        self.model = model if model is not None else load_whisper(self.model_name, o)
+        self.language = o.language or ("en" if self.model_name.endswith(".en") else None)
+        if self.language and not self.model_name.endswith(".en") and self.language not in self.model.supported_languages:
+            raise ConfigurationError(f"language {self.language!r} is not supported by Whisper model {self.model_name!r}")
+        self.vad = VadTracker(o.vad_threshold)
+        self.buf = np.zeros(0, dtype=np.float32)
+        #: audio time of ``buf[0]``
+        self.buf_t0 = 0.0
+        #: seconds of audio received
+        self.audio_end = 0.0
+        #: recent committed words (prompt, de-duplication); all of them are handed out, not kept
+        self.recent: deque[Word] = deque(maxlen=64)
+        #: end of the last committed word
+        self.last_end = 0.0
+        #: the previous hypothesis' uncommitted tail
+        self.tentative: list[Word] = []
+        self.step = o.step
+        self.decode_ratio = 0.0
+        self.history: deque[DecodeStats] = deque(maxlen=4096)
+        self.switches: list[tuple[float, str, str]] = []
+        self._last_decode_audio = 0.0
+        self._committed_count = 0
+        self._short_ok = True
+
+    # -- input -----------------------------------------------------------------
+    def insert(self, audio: np.ndarray) -> None:
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        if not audio.size:
+            return
+        self.buf = np.concatenate([self.buf, audio])
+        self.audio_end += audio.size / SAMPLE_RATE
+        self.vad.update(audio)
+
+    @property
+    def buffer_seconds(self) -> float:
+        return self.buf.size / SAMPLE_RATE
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing pending: no uncommitted words and no speech since the last committed word."""
+        return not self.tentative and self.vad.speech_seconds(self.last_end + 0.1) < 0.1
+
+    # -- decoding ----------------------------------------------------------------
+    def _prompt(self) -> str | None:
+        before = [w for w in self.recent if w.end <= self.buf_t0 + 0.01]
+        text = join_words(before)
+        if not text:
+            return None
+        return text[-self.options.prompt_chars :]
+
+    def _short_context(self, prompt: str | None):
+        """Decode the buffer with the encoder sized to it instead of Whisper's fixed 30 s window.
+
+        faster-whisper pads every input to 30 s, so the encoder (most of a decode's
+        cost for small models) works on mostly silence when the buffer is a few
+        seconds long.  Here the log-mel features are padded only to the buffer plus
+        at least 2 s, rounded up to 5 s, encoded once, and handed to faster-whisper's
+        own segment generator (which then decodes and aligns words as usual); about
+        3-5x less encoder work for a 5 s buffer.  Returns None when this
+        faster-whisper version lacks the internals used (the caller falls back).
+        """
+        try:
+            from faster_whisper.audio import pad_or_trim
+            from faster_whisper.tokenizer import Tokenizer
+            from faster_whisper.transcribe import TranscriptionOptions, get_suppressed_tokens
+        except ImportError:
+            return None
+        m = self.model
+        fe = m.feature_extractor
+        seconds = self.buf.size / SAMPLE_RATE
+        ctx = min(30.0, 5.0 * np.ceil((seconds + 2.0) / 5.0))
+        frames = int(round(ctx * fe.sampling_rate / fe.hop_length))
+        try:
+            features = fe(self.buf)
+            tok = Tokenizer(m.hf_tokenizer, m.model.is_multilingual, task="transcribe", language=self.language)
+            opts = TranscriptionOptions(
+                beam_size=self.options.beam_size, best_of=1, patience=1.0, length_penalty=1.0, repetition_penalty=1.0,
+                no_repeat_ngram_size=0, log_prob_threshold=-1.0, no_speech_threshold=0.6,
+                compression_ratio_threshold=2.4, condition_on_previous_text=False, prompt_reset_on_temperature=0.5,
+                temperatures=[0.0], initial_prompt=prompt, prefix=None, suppress_blank=True,
+                suppress_tokens=get_suppressed_tokens(tok, [-1]), without_timestamps=False,
+                max_initial_timestamp=1.0, word_timestamps=True, prepend_punctuations="\"'“¿([{-",
+                append_punctuations="\"'.。,，!！?？:：”)]}、", multilingual=False, max_new_tokens=None,
+                clip_timestamps="0", hallucination_silence_threshold=None, hotwords=None,
+            )
+            encoder_output = m.encode(pad_or_trim(features[:, : features.shape[-1] - 1], frames))
+        except (TypeError, AttributeError) as exc:  # internals changed in another faster-whisper version
+            log.warning("live: short-context decoding unavailable (%s); using full 30 s windows", exc)
+            self._short_ok = False
+            return None
+        return m.generate_segments(features, tok, opts, False, encoder_output)
+
+    def _decode(self) -> list[Word]:
+        o = self.options
+        t = time.perf_counter()
+        c = time.process_time()
+        try:
+            prompt = self._prompt()
+            segments = None
+            if o.short_context and self._short_ok and self.language is not None:
+                segments = self._short_context(prompt)
+            if segments is None:
+                segments, info = self.model.transcribe(
+                    self.buf, language=self.language, beam_size=o.beam_size, best_of=1,
+                    temperature=0.0, word_timestamps=True, condition_on_previous_text=False,
+                    initial_prompt=prompt, vad_filter=False, without_timestamps=False,
+                )
+                if self.language is None:
+                    self.language = info.language
+                    log.info("live: detected language %s (p=%.2f)", info.language, info.language_probability)
+            words = []
+            for seg in segments:
+                for w in seg.words or ():
+                    if not w.word.strip():
+                        continue
+                    s = self.buf_t0 + float(w.start)
+                    e = max(self.buf_t0 + float(w.end), s)
+                    words.append(Word(round(s, 3), round(e, 3), w.word, probability=round(float(w.probability), 4)))
+        except (RuntimeError, ValueError) as exc:
+            raise LiveEngineError(f"faster-whisper failed on the live buffer at {self.buf_t0:.1f} s: {exc}") from exc
+        dt = time.perf_counter() - t
+        new_audio = max(self.audio_end - self._last_decode_audio, 1e-3)
+        self._last_decode_audio = self.audio_end
+        ratio = dt / new_audio
+        self.decode_ratio = ratio if not self.history else 0.7 * self.decode_ratio + 0.3 * ratio
+        self.history.append(DecodeStats(round(self.audio_end, 3), round(self.buffer_seconds, 3), round(new_audio, 3),
+                                        round(dt, 4), round(time.process_time() - c, 4), self.model_name, 0, 0))
+        return words
+
+    def _agree(self, words: list[Word]) -> list[Word]:
+        """LocalAgreement-2: commit the common prefix of the previous and the new tail."""
+        new = [w for w in words if w.start > self.last_end - 0.1]
+        if new and self.recent and abs(new[0].start - self.last_end) < 1.0:
+            tail = list(self.recent)
+            for n in range(min(5, len(tail), len(new)), 0, -1):
+                if [_norm(w.text) for w in tail[-n:]] == [_norm(w.text) for w in new[:n]]:
+                    log.debug("live: dropped %d repeated word(s) at the buffer border: %r", n, join_words(new[:n]))
+                    new = new[n:]
+                    break
+        k = 0
+        while k < len(self.tentative) and k < len(new) and _norm(self.tentative[k].text) == _norm(new[k].text):
+            k += 1
+        commit = self._commit(new[:k])
+        self.tentative = new[k:]
+        return commit
+
+    def _commit(self, words: list[Word]) -> list[Word]:
+        out = []
+        for w in words:
+            s = round(max(w.start, self.last_end), 3)
+            e = round(max(w.end, s), 3)
+            w = Word(s, e, w.text, probability=w.probability)
+            self.last_end = e
+            self.recent.append(w)
+            out.append(w)
+        self._committed_count += len(out)
+        return out
+
+    def _cut(self, t: float) -> None:
+        t = min(max(t, self.buf_t0), self.audio_end)
+        n = int(round((t - self.buf_t0) * SAMPLE_RATE))
+        if n <= 0:
+            return
+        self.buf = self.buf[n:].copy()
+        self.buf_t0 += n / SAMPLE_RATE
+
+    def _trim(self) -> list[Word]:
+        """Keep the buffer short; returns words committed to make that possible (rare)."""
+        o = self.options
+        forced: list[Word] = []
+        if self.buffer_seconds > o.trim_seconds:
+            ends = [w.end for w in self.recent if w.end > self.buf_t0 and _SENTENCE_END.search(w.text.strip())]
+            if ends:
+                self._cut(ends[-1])
+        if self.buffer_seconds > o.max_buffer:
+            if self.last_end > self.buf_t0 + 1.0:
+                self._cut(self.last_end)
+            else:
+                # nothing agreed for a whole buffer: commit what the latest decode saw before the last
+                # few seconds (it has been decoded at least once with plenty of right context)
+                stable = [w for w in self.tentative if w.end < self.audio_end - 3.0]
+                if stable:
+                    log.info("live: no agreement within %.0f s; committing %d stable words", o.max_buffer, len(stable))
+                    forced = self._commit(stable)
+                    self.tentative = self.tentative[len(stable):]
+                    self._cut(self.last_end)
+                elif self.tentative:  # never cut audio the decoder has not yet covered
+                    self._cut(min(self.tentative[0].start, self.audio_end - o.trim_seconds))
+                else:  # a whole buffer of "speech" with no words at all: noise or music
+                    self._cut(self.audio_end - o.trim_seconds)
+        return forced
+
+    def process(self) -> list[Word]:
+        """Decode the buffer (when it holds speech); return the newly committed words."""
+        o = self.options
+        # VAD gate: no speech in the buffer and nothing pending -> drop the silence, no decode
+        if not self.tentative and self.vad.speech_seconds(self.buf_t0) < 0.1:
+            self._cut(self.audio_end - 0.5)
+            return []
+        words = self._decode()
+        committed = self._agree(words)
+        # end of an utterance: everything said before the silence is as good as it will get
+        if o.silence_flush and self.tentative and self.vad.trailing_silence() >= o.silence_flush:
+            limit = self.vad.last_speech_end + 0.3
+            done = [w for w in self.tentative if w.start < limit]
+            if done:
+                committed += self._commit(done)
+                self.tentative = self.tentative[len(done):]
+        if not self.tentative and self.vad.trailing_silence() >= max(o.silence_flush, 0.3) and self.last_end > self.buf_t0:
+            self._cut(self.last_end)
+        committed += self._trim()
+        if self.history:
+            h = self.history[-1]
+            h.committed, h.tentative = len(committed), len(self.tentative)
+        return committed
+
+    def finish(self) -> list[Word]:
+        """End of stream: decode what is left once more and commit the whole hypothesis."""
+        out: list[Word] = []
+        if self.buf.size and (self.tentative or self.vad.speech_seconds(self.buf_t0) >= 0.1):
+            words = self._decode()
+            out = self._agree(words)
+        out += self._commit(self.tentative)
+        self.tentative = []
+        return out
+
+    # -- self-monitoring --------------------------------------------------------------
+    def adapt(self) -> str | None:
+        """Keep latency bounded: longer steps, then a smaller model, when decoding falls behind.
+
+        Called by the runner for live sources after each decode.  Returns a
+        description of the change made, or None.
+        """
+        o = self.options
+        if len(self.history) < 3 and self.decode_ratio < 2 * o.max_decode_ratio:
+            return None  # wait for a few decodes unless this one was far too slow
+        if self.decode_ratio > o.max_decode_ratio:
+            if self.step < o.max_step:
+                old = self.step
+                self.step = min(o.max_step, self.step * 1.5)
+                self.decode_ratio = o.max_decode_ratio  # give the new step a few decodes to show its effect
+                return f"decode ratio above {o.max_decode_ratio}: step {old:.2f} s -> {self.step:.2f} s"
+            fb = _fallback_for(self.model_name, self.language, o.fallback_model)
+            if fb:
+                old = self.model_name
+                self.model = load_whisper(fb, o)
+                self.model_name = fb
+                self.switches.append((round(self.audio_end, 3), old, fb))
+                self.decode_ratio = 0.0
+                self.history.clear()
+                return f"decoding cannot keep up at the longest step: model {old} -> {fb}"
+        elif self.decode_ratio < o.max_decode_ratio / 3 and self.step > o.step:
+            old = self.step
+            self.step = max(o.step, self.step / 1.5)
+            return f"decoding has headroom: step {old:.2f} s -> {self.step:.2f} s"
+        return None
