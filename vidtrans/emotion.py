@@ -182,7 +182,7 @@ class HeuristicBackend(Backend):
                 continue
             z[m] = (feats[m] - ref.mean(0)) / (ref.std(0) + np.array([1.0, 1.0, 0.5]))
         # loudness and pitch range carry most of arousal; rate helps when words are timed
-        arousal = np.tanh(0.45 * z[:, 0] + 0.35 * z[:, 1] + 0.2 * z[:, 2])
+        arousal = np.tanh(0.6 * z[:, 0] + 0.45 * z[:, 1] + 0.25 * z[:, 2])
         out = []
         for s, a in zip(stretches, arousal):
             v = float(self.vader.polarity_scores(s.text)["compound"]) if s.text.strip() else 0.0

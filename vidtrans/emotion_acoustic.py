@@ -452,9 +452,25 @@ class AcousticModel:
 
 
 # --------------------------------------------------------------------------- training
-def _read_clip(path: Path) -> np.ndarray:
+def read_clip(path: str | os.PathLike) -> np.ndarray:
+    """16 kHz mono samples of a clip: soundfile for WAV/FLAC/OGG (no process start), else ffmpeg."""
     from .audio import load_audio
 
+    if Path(path).suffix.lower() in (".wav", ".flac", ".ogg"):
+        try:
+            import soundfile as sf
+
+            y, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        except Exception:  # noqa: BLE001 - anything soundfile cannot read goes to ffmpeg
+            return load_audio(path)
+        y = y.mean(1)
+        if sr != SAMPLE_RATE:
+            import librosa
+
+            y = librosa.resample(y, orig_sr=sr, target_sr=SAMPLE_RATE)
+        if y.size == 0:
+            raise EmotionDataError(f"{Path(path).name} contains no audio samples")
+        return np.ascontiguousarray(y, dtype=np.float32)
     return load_audio(path)
 
 
@@ -499,7 +515,7 @@ def train(
     if not clips:
         raise EmotionDataError("no clips to train on")
     t0 = time.perf_counter()
-    audio = [_read_clip(c.path) for c in clips]
+    audio = [read_clip(c.path) for c in clips]
     speakers = [c.speaker for c in clips]
     have_speakers = all(s is not None for s in speakers)
     X = extract_features(audio, speakers if have_speakers else None, progress=progress)
