@@ -215,3 +215,14 @@ def test_summary_change_points_and_plots():
     matplotlib.use("Agg")
     assert em.plot_timeline(t) is not None and em.plot_distribution(t) is not None
     assert em.plot_confusion([[3, 1], [0, 4]], ["a", "b"]) is not None
+
+
+def test_notebook_runs_headless(tmp_path, shared_eval):
+    """04_emotion under papermill: trains on a small EmoDB subset (confusion plot) and labels the sample."""
+    from conftest import ROOT, run_notebook
+
+    nb = run_notebook(ROOT / "notebooks" / "04_emotion.ipynb", tmp_path / "04.ipynb", timeout=600,
+                      backend="acoustic", train_speakers="03,09,11", train_emotions="anger,sadness,neutral",
+                      model_out=str(tmp_path / "m.npz"), diarize=False)
+    text = json.dumps(nb["cells"])
+    assert "leave-one-speaker-out accuracy" in text and "segments labelled" in text
