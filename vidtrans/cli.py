@@ -123,6 +123,8 @@ def _pipeline_options(args: argparse.Namespace):
         caption_options=_caption_overrides(args),
         download_options=_download_overrides(args),
         word_timing=getattr(args, "word_timing", "auto"),
+        emotion=getattr(args, "emotion", False),
+        emotion_backend=getattr(args, "emotion_backend", "heuristic"),
     )
 
 
@@ -474,6 +476,37 @@ def cmd_live(args: argparse.Namespace) -> int:
     for what, path in (("vtt", result.vtt), ("events", result.events)):
         if path:
             print(f"{what:>6}: {path}")
+
+def cmd_emotion(args: argparse.Namespace) -> int:
+    """`vidtrans emotion train|predict`: the trainable acoustic emotion model."""
+    import json
+
+    from . import emotion_acoustic as ea
+
+    if args.emotion_command == "train":
+        clips = ea.read_labelled_folder(args.folder, args.labels, args.label_column, args.speaker_column)
+        trained_on = args.trained_on or f"{len(clips)} clips of {Path(args.folder).name}"
+        model, validation = ea.train(clips, C=args.C, validate=not args.no_validate, trained_on=trained_on)
+        print(validation.format() if validation else "no speaker-independent validation (no speaker for every clip)")
+        path = model.save(args.out)
+        print(f"model: {path} ({len(model.labels)} classes: {', '.join(model.labels)}; trained on {trained_on})")
+        return 0
+    model = ea.AcousticModel.load(args.model)
+    speakers: list = [None] * len(args.files)
+    if args.speakers == "name":
+        speakers = [(ea.label_from_name(f) or (None, None))[1] for f in args.files]
+    elif args.speakers == "same":
+        speakers = ["one"] * len(args.files)
+    probs = model.predict([ea.read_clip(f) for f in args.files], speakers)
+    rows = []
+    for f, p in zip(args.files, probs):
+        k = int(p.argmax())
+        rows.append({"file": f, "label": model.labels[k], "scores": {lab: round(float(x), 4) for lab, x in zip(model.labels, p)}})
+        print(f"{f}\t{model.labels[k]}\t{p[k]:.2f}")
+    if args.json:
+        from ._io import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(rows, indent=2))
     return 0
 
 
@@ -522,6 +555,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--translate", nargs="+", default=[], metavar="LANG",
                        help="also write (and with --upload publish) translated tracks: en via Whisper, others via Gemini")
         p.add_argument("--translate-engine", dest="translate_engine", default="auto", choices=["auto", "whisper", "gemini"])
+        # emotion per segment (vidtrans.emotion)
+        p.add_argument("--emotion", action="store_true", help="label each segment's emotion (see --emotion-backend)")
+        p.add_argument("--emotion-backend", dest="emotion_backend", default="heuristic",
+                       help="heuristic (offline: arousal/valence), acoustic:MODEL.npz, or pretrained:HF_NAME_OR_DIR")
 
     p = sub.add_parser("run", help="URL(s) or file(s) -> captions (download, transcribe, diarize, write)")
     p.add_argument("source", nargs="+", help="media file, yt-dlp URL (video, playlist entry) or file:// URL")
@@ -589,6 +626,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speaker-labels", dest="speaker_labels", choices=["auto", "on", "off"], default="auto")
     p.add_argument("--enroll", action="append", default=[], metavar="NAME=CLIP", help="name a voice from a reference clip")
     p.set_defaults(func=cmd_live)
+    p = sub.add_parser("emotion", help="train / apply the acoustic speech-emotion model")
+    esub = p.add_subparsers(dest="emotion_command", required=True)
+    e = esub.add_parser("train", help="train on a labelled folder; prints leave-one-speaker-out accuracy")
+    e.add_argument("folder")
+    e.add_argument("--labels", default=None, help="CSV with file,emotion[,speaker] columns (default: DIR/labels.csv or file names)")
+    e.add_argument("--label-column", dest="label_column", default="emotion")
+    e.add_argument("--speaker-column", dest="speaker_column", default="speaker")
+    e.add_argument("--out", required=True, help="model file to write (.npz)")
+    e.add_argument("--C", dest="C", type=float, default=0.1, help="inverse regularisation of the classifier (default 0.1)")
+    e.add_argument("--trained-on", dest="trained_on", default="", help="what the data is (stored in the model)")
+    e.add_argument("--no-validate", dest="no_validate", action="store_true", help="skip leave-one-speaker-out validation")
+    e.set_defaults(func=cmd_emotion)
+    e = esub.add_parser("predict", help="label audio files with a trained model")
+    e.add_argument("files", nargs="+")
+    e.add_argument("--model", required=True)
+    e.add_argument("--json", default=None, help="write [{file, label, scores}] here")
+    e.add_argument("--speakers", choices=["none", "name", "same"], default="none",
+                   help="per-speaker standardisation: none, speaker from EmoDB/RAVDESS/CREMA-D file names, or all files one speaker")
+    e.set_defaults(func=cmd_emotion)
 
     p = sub.add_parser("doctor", help="check ffmpeg, packages, GPU, offline models and which secrets are set")
     p.add_argument("--prepare", action="store_true", help="also assemble the offline base model now")

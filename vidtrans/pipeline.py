@@ -78,6 +78,10 @@ class PipelineOptions:
     #: word timing for local engines (``vidtrans.timing``): "auto" (forced alignment of
     #: Whisper's words for English, pause keep-out for all), "align", "energy" or "none"
     word_timing: str = "auto"
+    #: label each segment's emotion (vidtrans.emotion) after diarization
+    emotion: bool = False
+    #: "heuristic" (offline arousal/valence), "acoustic:MODEL.npz" or "pretrained:HF_NAME_OR_DIR"
+    emotion_backend: str = "heuristic"
 
 
 @dataclass
@@ -226,6 +230,14 @@ def run(source: str, options: PipelineOptions | None = None, progress: StageProg
         timings["diarize"] = time.perf_counter() - t0
     elif options.diarize and transcript.speaker_turns:
         log.info("engine %s already labelled speakers; skipping diarization", transcript.engine)
+
+    # emotion per segment (issue 11): after diarization, so it is normalised per speaker
+    if options.emotion and transcript.segments:
+        from . import emotion as em
+
+        t0 = time.perf_counter()
+        transcript = em.analyze(transcript, audio, em.EmotionOptions(backend=options.emotion_backend))
+        timings["emotion"] = time.perf_counter() - t0
     del audio
 
     t0 = time.perf_counter()
