@@ -476,6 +476,8 @@ def cmd_live(args: argparse.Namespace) -> int:
     for what, path in (("vtt", result.vtt), ("events", result.events)):
         if path:
             print(f"{what:>6}: {path}")
+    return 0
+
 
 def cmd_emotion(args: argparse.Namespace) -> int:
     """`vidtrans emotion train|predict`: the trainable acoustic emotion model."""
