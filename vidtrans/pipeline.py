@@ -125,11 +125,113 @@ def resolve_source(source: str, options: PipelineOptions, progress: StageProgres
     )
 
 
-def run(source: str, options: PipelineOptions | None = None, progress: StageProgress | None = None) -> PipelineResult:
-    """Run the whole job on one source and write the caption files."""
+def _thread_budget(cores: int, diarize: bool) -> tuple[int, int]:
+    """(CTranslate2 threads, torch threads) while transcription and diarization run side by side.
+
+    The decoder keeps every core (its threads idle between steps, and it is
+    the longer of the two jobs); diarization gets 1 torch thread up to 4 cores
+    and a quarter of them beyond (torch with 2 threads next to other work can
+    be 10x slower on 2 cores).  Measured in ``bench/speed.py``.
+    """
+    if not diarize:
+        return cores, 0
+    return cores, max(1, cores // 4)
+
+
+def _diarize_options(options: PipelineOptions, threads: int):
+    from . import diarize as dz
+
+    fields = dict(
+        backend=options.diarize_backend,
+        num_speakers=options.num_speakers,
+        min_speakers=options.min_speakers,
+        max_speakers=options.max_speakers,
+        preset=options.diarize_preset,
+        enroll=dict(options.enroll),
+    )
+    if threads and "num_threads" in getattr(dz.DiarizeOptions, "__dataclass_fields__", {}):
+        fields["num_threads"] = threads
+    return dz.DiarizeOptions(**fields)
+
+
+def transcribe_and_diarize(
+    audio: Any, engine_input: Any, topts: Any, options: PipelineOptions,
+    progress: StageProgress | None = None, models: Any = None,
+) -> tuple[Transcript, Any, dict[str, float]]:
+    """Transcription and (for local engines) diarization of one decoded input, side by side.
+
+    Both stages read the same decoded *audio*; diarization runs in a worker
+    thread while the engine decodes (CTranslate2 and torch release the GIL),
+    so speakers cost little more than the transcript alone.  Returns
+    ``(transcript, diarization or None, timings)``; a diarization error is
+    raised after transcription finishes.  Engines that label speakers
+    themselves (AssemblyAI) are not diarized locally.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .transcribe import transcribe
+
+    timings: dict[str, float] = {}
+    local = options.engine in LOCAL_ENGINES
+    side_by_side = options.diarize and local
+    pool = future = None
+    if side_by_side:
+        from . import diarize as dz
+
+        _, torch_threads = _thread_budget(_cores(), True)
+        dopts = _diarize_options(options, torch_threads)
+
+        def diarize_job():
+            t = time.perf_counter()
+            result = dz.diarize(audio, dopts, progress=(lambda d, n: progress("diarize", d, n)) if progress else None)
+            return result, time.perf_counter() - t
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidtrans-diarize")
+        future = pool.submit(diarize_job)
+    try:
+        t0 = time.perf_counter()
+        transcript = transcribe(
+            engine_input, topts,
+            progress=(lambda done, total: progress("transcribe", done, total)) if progress else None,
+            source=str(engine_input) if isinstance(engine_input, (str, Path)) else None,
+            models=models,
+        )
+        timings["transcribe"] = time.perf_counter() - t0
+        diarization = None
+        if future is not None:
+            t0 = time.perf_counter()
+            diarization, timings["diarize"] = future.result()
+            timings["diarize_wait"] = time.perf_counter() - t0
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    if options.diarize and not local and not transcript.speaker_turns and transcript.segments:
+        from . import diarize as dz
+
+        t0 = time.perf_counter()
+        diarization = dz.diarize(audio, _diarize_options(options, 0),
+                                 progress=(lambda d, n: progress("diarize", d, n)) if progress else None)
+        timings["diarize"] = time.perf_counter() - t0
+    return transcript, diarization, timings
+
+
+def _cores() -> int:
+    from .transcribe.local import physical_cores
+
+    return physical_cores()
+
+
+def run(
+    source: str, options: PipelineOptions | None = None, progress: StageProgress | None = None, models: Any = None
+) -> PipelineResult:
+    """Run the whole job on one source and write the caption files.
+
+    *models* is a :class:`vidtrans.models.ModelCache` owned by the caller:
+    pass the same one for every file of a batch so models load once.
+    """
     from . import captions
     from .audio import load_audio
-    from .transcribe import TranscribeOptions, transcribe
+    from .transcribe import TranscribeOptions
 
     options = options or PipelineOptions()
     for fmt in options.formats:
@@ -159,36 +261,16 @@ def run(source: str, options: PipelineOptions | None = None, progress: StageProg
         # engines that label speakers themselves (AssemblyAI) then skip local diarization
         speaker_labels=options.diarize,
     )
-    t0 = time.perf_counter()
     # local engines take the decoded samples; cloud engines upload the file
     engine_input: Any = audio if options.engine in LOCAL_ENGINES else media.audio_path
-    transcript = transcribe(
-        engine_input,
-        topts,
-        progress=(lambda done, total: progress("transcribe", done, total)) if progress else None,
-        source=str(source),
-    )
-    transcript = transcript.replace(media=media, duration=transcript.duration or media.duration)
-    timings["transcribe"] = time.perf_counter() - t0
-
-    diarization = None
-    if options.diarize and transcript.segments and not transcript.speaker_turns:
+    # transcription and diarization side by side (see transcribe_and_diarize)
+    transcript, diarization, stage_times = transcribe_and_diarize(audio, engine_input, topts, options, progress, models)
+    timings.update(stage_times)
+    transcript = transcript.replace(source=str(source), media=media, duration=transcript.duration or media.duration)
+    if diarization is not None and transcript.segments:
         from . import diarize as dz
 
-        t0 = time.perf_counter()
-        dopts = dz.DiarizeOptions(
-            backend=options.diarize_backend,
-            num_speakers=options.num_speakers,
-            min_speakers=options.min_speakers,
-            max_speakers=options.max_speakers,
-            preset=options.diarize_preset,
-            enroll=dict(options.enroll),
-        )
-        diarization = dz.diarize(
-            audio, dopts, progress=(lambda done, total: progress("diarize", done, total)) if progress else None
-        )
         transcript = dz.assign_speakers(transcript, diarization.exclusive)
-        timings["diarize"] = time.perf_counter() - t0
     elif options.diarize and transcript.speaker_turns:
         log.info("engine %s already labelled speakers; skipping diarization", transcript.engine)
     del audio

@@ -279,6 +279,17 @@ def join_words(words: Iterable[Word | str]) -> str:
     return out
 
 
+def spaced(text: str) -> str:
+    """A bare word (cloud APIs, caption files) in the engine convention: one leading space.
+
+    Words starting with a CJK/Thai character get none, as Whisper writes them.
+    """
+    t = text.strip()
+    if not t or _NO_SPACE_CHAR.match(t[0]):
+        return t
+    return " " + t
+
+
 def segments_from_words(words: Iterable[Word], **segment_fields: Any) -> Segment:
     """Build one segment spanning *words* (text joined as the engine spaced it)."""
     words = tuple(words)
