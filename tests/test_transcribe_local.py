@@ -23,8 +23,9 @@ from vidtrans.transcribe.local import choose_device, convert_segment, faster_whi
 ROOT = Path(__file__).resolve().parents[1]
 
 # Measured on this machine (int8, beam 5, lower-case + punctuation-stripping normaliser):
-# base 0.173, tiny.en 0.173 WER on the pyannote sample (2 speakers, telephone, overlapping talk).
-BASE_SAMPLE_WER_MAX = 0.21
+# base 0.222 (exactly plain faster-whisper's text; it was 0.173 while hallucination_silence_threshold=2
+# changed decoding everywhere), tiny.en 0.173 WER on the pyannote sample (2 speakers, telephone, overlapping talk).
+BASE_SAMPLE_WER_MAX = 0.25
 TINY_SAMPLE_WER_MAX = 0.21
 
 

@@ -358,6 +358,8 @@ def resolve_model(name: str | os.PathLike) -> Path:
     if not isinstance(name, str) or not name.strip():
         raise ConfigurationError(f"model name must be a non-empty string or a directory, got {name!r}")
     name = name.strip()
+    if name.lower() in PACKAGED or name.lower() in WHISPER_SIZES:  # "Large-V3" means large-v3
+        name = name.lower()
     if name in PACKAGED:
         return _packaged_dir(PACKAGED[name])
     p = Path(name).expanduser()

@@ -269,7 +269,7 @@ def join_words(words: Iterable[Word | str]) -> str:
     texts = [t for t in texts if t and t.strip()]
     if not texts:
         return ""
-    if any(t[0].isspace() for t in texts[1:]):
+    if any(t[0].isspace() for t in texts):  # engine spacing (the first word counts: [" self", "-love"])
         return " ".join("".join(texts).split())
     out = ""
     for t in (t.strip() for t in texts):
