@@ -524,7 +524,9 @@ class _Decoder:
         from faster_whisper import BatchedInferencePipeline
 
         regions = self.regions if self.regions is not None else speech_regions(self.samples, self.cfg["vad_parameters"])
-        chunks = batch_chunks(regions)
+        # inside the audio (VAD padding can reach past the end; faster-whisper asserts on negative leftovers)
+        chunks = [(max(0.0, a), min(b, self.duration)) for a, b in batch_chunks(regions)]
+        chunks = [(a, b) for a, b in chunks if b - a > 0.05]
         if not chunks:
             return
         pipe = BatchedInferencePipeline(self.model)
