@@ -273,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="CPU threads for every system (0 = physical cores)")
     ap.add_argument("--variants", action="store_true", help="also run vidtrans with vad_filter=True and with the guards off")
     ap.add_argument("--no-openai", action="store_true", help="skip openai-whisper even when it can run")
+    ap.add_argument("--batched", type=int, default=0, metavar="N",
+                    help="also run vidtrans with batched decoding (faster-whisper's BatchedInferencePipeline), batch size N")
     ap.add_argument("--json", type=Path, help="also write all results here")
     a = ap.parse_args(argv)
 
@@ -294,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
             ("vidtrans-no-guards", "run_vidtrans",
              (a.model, items, a.repeat, {"vad_gate": False, "hallucination_silence_threshold": None}, False, a.threads)),
         ]
+    if a.batched:
+        systems.append((f"vidtrans-batched{a.batched}", "run_vidtrans", (a.model, items, a.repeat, {"batch_size": a.batched}, False, a.threads)))
     reason = "disabled with --no-openai" if a.no_openai else openai_whisper_available()
     if reason is None:
         systems.append(("openai-whisper", "run_openai", (a.model, items, a.repeat, a.threads)))

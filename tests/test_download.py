@@ -441,7 +441,7 @@ def test_fetch_captions_youtube_style_automatic_captions(site, opts):
     t = dl.fetch_captions(site.url("auto.html"), ["en"], opts)
     assert t.text == "good morning everyone welcome to the talk"
     words = t.words
-    assert [w.text for w in words][:3] == ["good", "morning", "everyone"]
+    assert [w.text for w in words][:3] == [" good", " morning", " everyone"]
     assert [w.start for w in words] == [0.0, 0.4, 0.9, 2.01, 2.5, 2.8, 3.1]
     assert words[2].end == 2.0 and words[-1].end == 4.0
 

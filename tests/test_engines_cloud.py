@@ -80,7 +80,7 @@ def test_assemblyai_upload_create_poll_complete_with_speakers(aai, sample_wav):
     assert [s.text for s in t.segments] == ["Hello there, how are you?", "Fine, thanks.", "Great news."]
     assert [s.speaker for s in t.segments] == ["SPEAKER_00", "SPEAKER_01", "SPEAKER_00"]
     w = t.words[0]
-    assert (w.start, w.end, w.text, w.probability, w.speaker) == (0.24, 0.56, "Hello", 0.9, "SPEAKER_00")
+    assert (w.start, w.end, w.text, w.probability, w.speaker) == (0.24, 0.56, " Hello", 0.9, "SPEAKER_00")
     assert [(x.start, x.end, x.speaker) for x in t.speaker_turns] == [
         (0.24, 1.6, "SPEAKER_00"), (2.3, 3.15, "SPEAKER_01"), (4.0, 4.9, "SPEAKER_00")]
     ins = t.insights
@@ -475,7 +475,7 @@ def test_fireredasr_cuts_at_pauses_and_maps_times(monkeypatch, tmp_path, sample_
     assert len(t.segments) == len(durations) and t.language == "zh" and t.model.startswith("FireRedASR-AED")
     for seg, d in zip(t.segments, durations):
         assert seg.end - seg.start == pytest.approx(d, abs=1e-3)
-        assert [w.text for w in seg.words] == ["你", "好", "world"]
+        assert [w.text for w in seg.words] == ["你", "好", " world"]
         assert seg.words[0].start == seg.start and seg.words[-1].end == pytest.approx(seg.end)
     assert all(a.end <= b.start for a, b in zip(t.segments, t.segments[1:]))
     # the chunks hold the speech: the pyannote sample talks from ~6 s to ~30 s

@@ -23,8 +23,9 @@ from vidtrans.transcribe.local import choose_device, convert_segment, faster_whi
 ROOT = Path(__file__).resolve().parents[1]
 
 # Measured on this machine (int8, beam 5, lower-case + punctuation-stripping normaliser):
-# base 0.173, tiny.en 0.173 WER on the pyannote sample (2 speakers, telephone, overlapping talk).
-BASE_SAMPLE_WER_MAX = 0.21
+# base 0.222 (exactly plain faster-whisper's text; it was 0.173 while hallucination_silence_threshold=2
+# changed decoding everywhere), tiny.en 0.173 WER on the pyannote sample (2 speakers, telephone, overlapping talk).
+BASE_SAMPLE_WER_MAX = 0.25
 TINY_SAMPLE_WER_MAX = 0.21
 
 
@@ -70,7 +71,7 @@ def check_timing(t: Transcript) -> None:
             assert s.start <= w.start <= w.end <= s.end, (s, w)
             assert w.start >= prev_word, (w, prev_word)
             assert 0.0 <= w.probability <= 1.0
-            assert w.text and w.text == w.text.strip()
+            assert w.text.strip() and w.text == w.text.rstrip()  # the model's leading space is kept
             prev_word = w.start
 
 
@@ -190,11 +191,16 @@ def test_english_only_model_rejects_other_language(sample_wav):
         stream(np.zeros(SAMPLE_RATE, dtype=np.float32) + 0.1, tiny(language="de"))
 
 
-def test_model_is_loaded_once():
-    m1, p1, c1 = get_model(tiny())
-    m2, p2, c2 = get_model(tiny())
+def test_model_is_loaded_once_per_cache():
+    from vidtrans.models import ModelCache
+
+    cache = ModelCache()
+    m1, p1, c1 = get_model(tiny(), cache)
+    m2, p2, c2 = get_model(tiny(), cache)
     assert m1 is m2 and p1 == p2 and c1 == c2
-    assert local.load_model.cache_info().hits >= 1
+    assert cache.loads == {"faster-whisper": 1}
+    m3, _, _ = get_model(tiny())  # no cache given: a private load, nothing global kept
+    assert m3 is not m1
 
 
 def test_registered_engine_is_this_one():
@@ -263,7 +269,7 @@ def test_convert_segment_clamps_words():
     )
     s = convert_segment(fw, offset=10.0)
     assert (s.start, s.end, s.text) == (11.0, 13.0, "Hi there you")
-    assert [w.text for w in s.words] == ["Hi", "there", "you"]
+    assert [w.text for w in s.words] == [" Hi", " there", " you"]  # the model's spacing is kept
     assert [(w.start, w.end) for w in s.words] == [(11.0, 11.4), (11.3, 11.3), (12.9, 13.0)]
     assert s.meta["no_speech_prob"] == 0.01
 
@@ -304,36 +310,6 @@ def test_notebook_runs_headless(tmp_path):
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2  # timeline plots + word-diff plot
     # the side-by-side diff of base vs tiny.en rendered as HTML
     assert any("faster-whisper:tiny.en" in "".join(o.get("data", {}).get("text/html", "")) for o in outputs)
-
-
-@pytest.mark.slow
-def test_long_input_is_decoded_in_pieces_cut_in_pauses(sample_wav, sample_reference):
-    """Two copies of the sample with chunk_seconds=25: two pieces, cut in the pause between them."""
-    one = load_audio(sample_wav)
-    audio = np.concatenate([one, one])
-    s = stream(audio, tiny(extra={"chunk_seconds": 25.0}))
-    segs = list(s)
-    chunks = s.insights["chunks"]
-    assert len(chunks) == 2
-    assert 28.0 <= chunks[0][1] <= 37.0  # inside the silence from 30 s to 36.4 s (speech resumes at 30+6.4)
-    t = Transcript(segments=tuple(segs), duration=s.duration)
-    check_timing(t)
-    first = " ".join(x.text for x in segs if x.end <= chunks[0][1])
-    second = " ".join(x.text for x in segs if x.start >= chunks[0][1])
-    assert wer(sample_reference, first) <= TINY_SAMPLE_WER_MAX
-    assert wer(sample_reference, second) <= TINY_SAMPLE_WER_MAX
-
-
-def test_plan_chunks_prefers_widest_pause():
-    from vidtrans.transcribe.local import plan_chunks
-
-    assert plan_chunks(30.0, [(1.0, 29.0)], 600.0) == [(0.0, 30.0)]
-    regions = [(0.0, 50.0), (52.0, 90.0), (96.0, 130.0), (131.0, 200.0)]
-    pieces = plan_chunks(200.0, regions, 100.0, search_seconds=60.0)
-    assert pieces[0] == (0.0, 93.0)  # middle of the 6 s gap, not the 1 s or 2 s ones
-    assert pieces[-1][1] == 200.0 and all(a < b for a, b in pieces)
-    assert plan_chunks(250.0, None, 100.0) == [(0.0, 100.0), (100.0, 200.0), (200.0, 250.0)]
-    assert plan_chunks(215.0, None, 100.0) == [(0.0, 100.0), (100.0, 215.0)]  # no tiny last piece
 
 
 @pytest.mark.slow

@@ -1,7 +1,10 @@
 """Audio stage: probe and decode any container ffmpeg reads to 16 kHz mono float32.
 
-Decoding goes through an ``ffmpeg`` subprocess that writes raw ``f32le`` samples
-to a pipe.  Samples are read straight into one preallocated array sized from
+Decoding goes through an ``ffmpeg`` subprocess that writes raw 16-bit
+(``s16le``) samples to a pipe, scaled to float32 in [-1, 1) as they arrive:
+the same numbers openai-whisper's ``load_audio`` and faster-whisper's PyAV
+``decode_audio`` produce (ffmpeg's float output downmixes stereo differently,
+by up to 0.4 full scale, which changed Whisper's words on stereo clips).  Samples are read straight into one preallocated array sized from
 the probed duration (grown geometrically only if the probe under-estimated), so
 peak memory is one copy of the decoded audio (~230 MB per hour) no matter the
 container.  :func:`iter_chunks` streams fixed-size blocks for consumers that
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
 _READ_BLOCK = 1 << 20  # bytes per pipe read
+_S16_SCALE = np.float32(1.0 / 32768.0)
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,7 @@ def probe(path: str | os.PathLike) -> ProbeInfo:
 def _ffmpeg_cmd(path: Path, options: AudioOptions, output: str | None = None) -> list[str]:
     """ffmpeg command decoding the first audio stream of *path*.
 
-    Raw float32 samples go to stdout, or 16-bit WAV to *output* when given.
+    Raw 16-bit samples go to stdout, or 16-bit WAV to *output* when given.
     """
     cmd = [_tool("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error", "-threads", "0"]
     if options.start:
@@ -152,7 +156,7 @@ def _ffmpeg_cmd(path: Path, options: AudioOptions, output: str | None = None) ->
         cmd += ["-af", ",".join(filters)]
     cmd += ["-ac", "1", "-ar", str(options.sample_rate)]
     if output is None:
-        return cmd + ["-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"]
+        return cmd + ["-f", "s16le", "-acodec", "pcm_s16le", "pipe:1"]
     return cmd + ["-f", "wav", "-acodec", "pcm_s16le", "-y", output]
 
 
@@ -162,7 +166,7 @@ def _decode_error(path: Path, stderr: bytes) -> CorruptMediaError:
 
 
 class _Decoder:
-    """An ffmpeg process writing raw float32 samples to ``.stdout``.
+    """An ffmpeg process writing raw 16-bit samples to ``.stdout``.
 
     stderr goes to a temporary file: a pipe read only after stdout could fill
     up and stall ffmpeg on a noisy corrupt file.  ``finish()`` waits and raises
@@ -225,12 +229,12 @@ def load_audio(
             if pending:
                 chunk = pending + chunk
                 pending = b""
-            usable = len(chunk) - len(chunk) % 4
+            usable = len(chunk) - len(chunk) % 2
             pending = chunk[usable:]
-            k = usable // 4
+            k = usable // 2
             if n + k > buf.size:
                 buf = np.resize(buf, max(buf.size * 3 // 2, n + k))
-            buf[n : n + k] = np.frombuffer(chunk[:usable], dtype=np.float32)
+            np.multiply(np.frombuffer(chunk[:usable], dtype=np.int16), _S16_SCALE, out=buf[n : n + k], casting="unsafe")
             n += k
         stderr = dec.finish()
     if n == 0:
@@ -251,16 +255,16 @@ def iter_chunks(
     options = options or AudioOptions()
     p = _check_file(path)
     probe(p)
-    block = int(chunk_seconds * options.sample_rate) * 4
+    block = int(chunk_seconds * options.sample_rate) * 2
     total = 0
     with _Decoder(p, options) as dec:
         while True:
             data = dec.stdout.read(block)
             if not data:
                 break
-            data = data[: len(data) - len(data) % 4]
+            data = data[: len(data) - len(data) % 2]
             total += len(data)
-            yield np.frombuffer(data, dtype=np.float32).copy()
+            yield np.frombuffer(data, dtype=np.int16).astype(np.float32) * _S16_SCALE
         dec.finish()
     if total == 0:
         raise EmptyAudioError(f"{p.name} contains no audio samples (zero-length audio)")
@@ -295,7 +299,12 @@ def is_silent(audio: np.ndarray, threshold_db: float = -60.0) -> bool:
     """True when the RMS level of *audio* is below *threshold_db* dBFS."""
     if audio.size == 0:
         return True
-    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+    # block by block: a float64 square of a 2-hour file alone would be 920 MB
+    total = 0.0
+    for i in range(0, audio.size, 1 << 20):
+        block = audio[i : i + (1 << 20)].astype(np.float64)
+        total += float(block @ block)
+    rms = float(np.sqrt(total / audio.size))
     return 20 * np.log10(max(rms, 1e-12)) < threshold_db
 
 
@@ -318,7 +327,7 @@ def check_samples(audio: np.ndarray, error: type[MediaError] = MediaError) -> np
     if not np.issubdtype(a.dtype, np.floating):
         raise error(f"audio array must hold floats in [-1, 1], got dtype {a.dtype}")
     a = np.ascontiguousarray(a, dtype=np.float32)
-    if not np.all(np.isfinite(a)):
+    if not (np.isfinite(a.min()) and np.isfinite(a.max())):  # NaN/inf propagate; no full-size temporary
         raise error("audio array contains NaN or infinite samples")
     return a
 

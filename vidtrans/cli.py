@@ -152,9 +152,11 @@ def _playlist_entries(source: str, args: argparse.Namespace) -> list[str] | None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .models import ModelCache
     from .pipeline import run
 
     options = _pipeline_options(args)
+    models = ModelCache()  # one per invocation: every source after the first reuses the loaded models
     pending = list(args.source)
     single = len(pending) == 1
     failures = 0
@@ -162,7 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         source = pending.pop(0)
         with _progress(not args.quiet) as bars:
             try:
-                result = run(source, options, progress=bars)
+                result = run(source, options, progress=bars, models=models)
             except VidtransError as exc:
                 from .download import PlaylistError  # light: yt-dlp is imported lazily
 

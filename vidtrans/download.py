@@ -69,7 +69,7 @@ from typing import Any
 
 from ._io import atomic_write_text, cache_dir as _default_cache_dir
 from .errors import MediaError, MissingDependencyError, VidtransError
-from .schema import Chapter, Media, Segment, Transcript, Word
+from .schema import Chapter, Media, Segment, Transcript, Word, join_words, spaced
 
 log = logging.getLogger(__name__)
 
@@ -1224,7 +1224,7 @@ def captions_to_transcript(path: str | os.PathLike) -> Transcript:
             for ln in timed:
                 words += _timed_words(ln, start, end)
             if words:
-                segments.append(Segment(words[0].start, end, " ".join(w.text for w in words), words=tuple(words)))
+                segments.append(Segment(words[0].start, end, join_words(words), words=tuple(words)))
             previous = [_TAG.sub("", ln).strip() for ln in lines]
             continue
         clean = [_TAG.sub("", ln).strip() for ln in lines]
@@ -1260,7 +1260,7 @@ def _timed_words(line: str, start: float, end: float) -> list[Word]:
         w_start = times[j]
         w_end = times[j + 1] if j + 1 < len(times) else end
         for k, token in enumerate(text.split()):
-            words.append(Word(w_start, max(w_start, w_end), token))
+            words.append(Word(w_start, max(w_start, w_end), spaced(token)))
     return words
 
 

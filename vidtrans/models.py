@@ -358,6 +358,8 @@ def resolve_model(name: str | os.PathLike) -> Path:
     if not isinstance(name, str) or not name.strip():
         raise ConfigurationError(f"model name must be a non-empty string or a directory, got {name!r}")
     name = name.strip()
+    if name.lower() in PACKAGED or name.lower() in WHISPER_SIZES:  # "Large-V3" means large-v3
+        name = name.lower()
     if name in PACKAGED:
         return _packaged_dir(PACKAGED[name])
     p = Path(name).expanduser()
@@ -402,3 +404,79 @@ def list_models(include_hub_cache: bool = True) -> list[ModelInfo]:
                 continue
             out.append(ModelInfo(size, "hf-cache", True, not size.endswith(".en"), "downloaded earlier (Hugging Face cache)"))
     return out
+
+
+# --------------------------------------------------------------------------- sizes and loaded-model cache
+#: every Whisper size faster-whisper can fetch by name, with what it is (CTranslate2 conversions on the hub)
+WHISPER_SIZES: dict[str, str] = {
+    "tiny": "39 M parameters, multilingual",
+    "tiny.en": "39 M parameters, English only (ships offline)",
+    "base": "74 M parameters, multilingual (ships offline)",
+    "base.en": "74 M parameters, English only",
+    "small": "244 M parameters, multilingual",
+    "small.en": "244 M parameters, English only",
+    "medium": "769 M parameters, multilingual",
+    "medium.en": "769 M parameters, English only",
+    "large-v1": "1550 M parameters, multilingual",
+    "large-v2": "1550 M parameters, multilingual",
+    "large-v3": "1550 M parameters, multilingual, 128 mel bins",
+    "large": "alias of large-v3",
+    "large-v3-turbo": "809 M parameters (4 decoder layers), multilingual",
+    "turbo": "alias of large-v3-turbo",
+    "distil-small.en": "166 M parameters, English only (distilled)",
+    "distil-medium.en": "394 M parameters, English only (distilled)",
+    "distil-large-v2": "756 M parameters, English only (distilled)",
+    "distil-large-v3": "756 M parameters, English only (distilled)",
+    "distil-large-v3.5": "756 M parameters, English only (distilled)",
+}
+
+
+class ModelCache:
+    """Loaded models, owned by the caller and reused across files.
+
+    A batch (``vidtrans run a.mp4 b.mp4``), a notebook or a service creates one
+    and passes it to :func:`vidtrans.pipeline.run` /
+    :func:`vidtrans.transcribe.transcribe`; every file after the first then
+    skips model loading.  Nothing is global: dropping the object (or
+    :meth:`clear`) frees the models.  ``loads`` counts actual loads per kind,
+    which tests and benchmarks read.
+
+    >>> cache = ModelCache()
+    >>> cache.get(("demo", 1), lambda: object()) is cache.get(("demo", 1), lambda: object())
+    True
+    """
+
+    def __init__(self, max_items: int = 4):
+        import threading
+
+        self.max_items = max_items
+        self._items: dict[tuple, object] = {}
+        self._lock = threading.Lock()
+        #: kind (first element of the key) -> number of loads performed
+        self.loads: dict[str, int] = {}
+
+    def get(self, key: tuple, loader):
+        """The object cached under *key*, calling ``loader()`` once when missing."""
+        with self._lock:
+            if key in self._items:
+                self._items[key] = self._items.pop(key)  # most recently used last
+                return self._items[key]
+        obj = loader()
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = obj
+                kind = str(key[0])
+                self.loads[kind] = self.loads.get(kind, 0) + 1
+                while len(self._items) > self.max_items:
+                    self._items.pop(next(iter(self._items)))
+            return self._items[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: tuple) -> bool:
+        return key in self._items

@@ -155,11 +155,11 @@ def transcribe_options(options: PipelineOptions):
     )
 
 
-def diarize_options(options: PipelineOptions):
-    """The :class:`~vidtrans.diarize.DiarizeOptions` for *options*."""
+def diarize_options(options: PipelineOptions, threads: int = 0):
+    """The :class:`~vidtrans.diarize.DiarizeOptions` for *options* (*threads*: torch threads, 0 = default)."""
     from . import diarize as dz
 
-    return dz.DiarizeOptions(
+    fields = dict(
         backend=options.diarize_backend,
         num_speakers=options.num_speakers,
         min_speakers=options.min_speakers,
@@ -167,6 +167,9 @@ def diarize_options(options: PipelineOptions):
         preset=options.diarize_preset,
         enroll=dict(options.enroll),
     )
+    if threads and "num_threads" in getattr(dz.DiarizeOptions, "__dataclass_fields__", {}):
+        fields["num_threads"] = threads
+    return dz.DiarizeOptions(**fields)
 
 
 def caption_options(options: PipelineOptions):
@@ -176,11 +179,112 @@ def caption_options(options: PipelineOptions):
     return replace(captions.CaptionOptions(), **options.caption_options)
 
 
-def run(source: str, options: PipelineOptions | None = None, progress: StageProgress | None = None) -> PipelineResult:
-    """Run the whole job on one source and write the caption files."""
+def refine_word_timing(transcript: Transcript, audio: Any, options: PipelineOptions) -> tuple[Transcript, float | None]:
+    """Word timing (issue 9): re-time local engines' words on the signal; records meta["word_timing"]."""
+    if options.engine not in LOCAL_ENGINES or options.word_timing == "none" or not transcript.segments:
+        return transcript, None
+    from .timing import TimingOptions, refine_words
+
+    t0 = time.perf_counter()
+    transcript = refine_words(transcript, audio, TimingOptions(method=options.word_timing))
+    return transcript, time.perf_counter() - t0
+
+
+def _thread_budget(cores: int, diarize: bool) -> tuple[int, int]:
+    """(CTranslate2 threads, torch threads) while transcription and diarization run side by side.
+
+    The decoder keeps every core (its threads idle between steps, and it is
+    the longer of the two jobs); diarization gets 1 torch thread up to 4 cores
+    and a quarter of them beyond (torch with 2 threads next to other work can
+    be 10x slower on 2 cores).  Measured in ``bench/speed.py``.
+    """
+    if not diarize:
+        return cores, 0
+    return cores, max(1, cores // 4)
+
+
+def transcribe_and_diarize(
+    audio: Any, engine_input: Any, topts: Any, options: PipelineOptions,
+    progress: StageProgress | None = None, models: Any = None,
+) -> tuple[Transcript, Any, dict[str, float]]:
+    """Transcription and (for local engines) diarization of one decoded input, side by side.
+
+    Word timing (:func:`refine_word_timing`) follows transcription in the
+    main thread.  Both stages read the same decoded *audio*; diarization runs in a worker
+    thread while the engine decodes (CTranslate2 and torch release the GIL),
+    so speakers cost little more than the transcript alone.  Returns
+    ``(transcript, diarization or None, timings)``; a diarization error is
+    raised after transcription finishes.  Engines that label speakers
+    themselves (AssemblyAI) are not diarized locally.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .transcribe import transcribe
+
+    timings: dict[str, float] = {}
+    local = options.engine in LOCAL_ENGINES
+    side_by_side = options.diarize and local
+    pool = future = None
+    if side_by_side:
+        from . import diarize as dz
+
+        _, torch_threads = _thread_budget(_cores(), True)
+        dopts = diarize_options(options, torch_threads)
+
+        def diarize_job():
+            t = time.perf_counter()
+            result = dz.diarize(audio, dopts, progress=(lambda d, n: progress("diarize", d, n)) if progress else None)
+            return result, time.perf_counter() - t
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidtrans-diarize")
+        future = pool.submit(diarize_job)
+    try:
+        t0 = time.perf_counter()
+        transcript = transcribe(
+            engine_input, topts,
+            progress=(lambda done, total: progress("transcribe", done, total)) if progress else None,
+            source=str(engine_input) if isinstance(engine_input, (str, Path)) else None,
+            models=models,
+        )
+        timings["transcribe"] = time.perf_counter() - t0
+        # word timing runs while diarization may still be going
+        transcript, seconds = refine_word_timing(transcript, audio, options)
+        if seconds is not None:
+            timings["word_timing"] = seconds
+        diarization = None
+        if future is not None:
+            t0 = time.perf_counter()
+            diarization, timings["diarize"] = future.result()
+            timings["diarize_wait"] = time.perf_counter() - t0
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    if options.diarize and not local and not transcript.speaker_turns and transcript.segments:
+        from . import diarize as dz  # noqa: F811  (cloud engines: after transcription)
+
+        t0 = time.perf_counter()
+        diarization = dz.diarize(audio, diarize_options(options),
+                                 progress=(lambda d, n: progress("diarize", d, n)) if progress else None)
+        timings["diarize"] = time.perf_counter() - t0
+    return transcript, diarization, timings
+
+
+def _cores() -> int:
+    from .transcribe.local import physical_cores
+
+    return physical_cores()
+
+
+def run(
+    source: str, options: PipelineOptions | None = None, progress: StageProgress | None = None, models: Any = None
+) -> PipelineResult:
+    """Run the whole job on one source and write the caption files.
+
+    *models* is a :class:`vidtrans.models.ModelCache` owned by the caller:
+    pass the same one for every file of a batch so models load once.
+    """
     from . import captions
     from .audio import load_audio
-    from .transcribe import transcribe
 
     options = options or PipelineOptions()
     for fmt in options.formats:
@@ -197,37 +301,16 @@ def run(source: str, options: PipelineOptions | None = None, progress: StageProg
     timings["decode"] = time.perf_counter() - t0
 
     topts = transcribe_options(options)  # issue #13: shared with vidtrans.rundir
-    t0 = time.perf_counter()
     # local engines take the decoded samples; cloud engines upload the file
     engine_input: Any = audio if options.engine in LOCAL_ENGINES else media.audio_path
-    transcript = transcribe(
-        engine_input,
-        topts,
-        progress=(lambda done, total: progress("transcribe", done, total)) if progress else None,
-        source=str(source),
-    )
-    transcript = transcript.replace(media=media, duration=transcript.duration or media.duration)
-    timings["transcribe"] = time.perf_counter() - t0
-
-    # word timing (issue 9): re-time local engines' words on the signal; records meta["word_timing"]
-    if options.engine in LOCAL_ENGINES and options.word_timing != "none":
-        from .timing import TimingOptions, refine_words
-
-        t0 = time.perf_counter()
-        transcript = refine_words(transcript, audio, TimingOptions(method=options.word_timing))
-        timings["word_timing"] = time.perf_counter() - t0
-
-    diarization = None
-    if options.diarize and transcript.segments and not transcript.speaker_turns:
+    # transcription and diarization side by side (see transcribe_and_diarize)
+    transcript, diarization, stage_times = transcribe_and_diarize(audio, engine_input, topts, options, progress, models)
+    timings.update(stage_times)
+    transcript = transcript.replace(source=str(source), media=media, duration=transcript.duration or media.duration)
+    if diarization is not None and transcript.segments:
         from . import diarize as dz
 
-        t0 = time.perf_counter()
-        dopts = diarize_options(options)  # issue #13: shared with vidtrans.rundir
-        diarization = dz.diarize(
-            audio, dopts, progress=(lambda done, total: progress("diarize", done, total)) if progress else None
-        )
         transcript = dz.assign_speakers(transcript, diarization.exclusive)
-        timings["diarize"] = time.perf_counter() - t0
     elif options.diarize and transcript.speaker_turns:
         log.info("engine %s already labelled speakers; skipping diarization", transcript.engine)
 
@@ -242,7 +325,7 @@ def run(source: str, options: PipelineOptions | None = None, progress: StageProg
 
     t0 = time.perf_counter()
     transcript = transcript.replace(meta={**transcript.meta, "timings": {k: round(v, 3) for k, v in timings.items()}})
-    copts = caption_options(options)  # issue #13: shared with vidtrans.rundir
+    copts = caption_options(options)
     out_base = Path(options.out_dir) / _stem(media, str(source))
     outputs = captions.write(transcript, out_base, formats=tuple(options.formats), options=copts)
     timings["captions"] = time.perf_counter() - t0

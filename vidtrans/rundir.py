@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -226,6 +227,7 @@ def option_hashes(options: PipelineOptions, notebook: str | None = None) -> dict
 
     topts = transcribe_options(options).to_dict()
     topts.pop("cpu_threads", None)
+    topts["word_timing"] = options.word_timing  # refined word times are part of transcript.json
     if options.engine in LOCAL_ENGINES:  # only cloud engines label speakers themselves
         topts.pop("speaker_labels", None)
     dopts = dataclasses.asdict(diarize_options(options))
@@ -253,8 +255,10 @@ class _ItemRun:
     """Runs the stages of one item against its folder, skipping those whose record still matches."""
 
     def __init__(self, item_dir: ItemDir, source: str, options: PipelineOptions, log_: EventLog,
-                 notebook: str | None = None):
+                 notebook: str | None = None, models: Any = None):
         self.dir = item_dir
+        #: loaded models, reused across this process's items (see :func:`worker_models`)
+        self.models = models if models is not None else worker_models()
         self.source = source
         self.options = options
         self.log = log_
@@ -339,7 +343,7 @@ class _ItemRun:
 
     # -- transcribe ---------------------------------------------------------------
     def transcribe(self, audio_hash: str) -> tuple[str, Transcript | None]:
-        from .pipeline import LOCAL_ENGINES, transcribe_options
+        from .pipeline import LOCAL_ENGINES, refine_word_timing, transcribe_options
 
         path = self.dir.file(TRANSCRIPT)
         result: list[Transcript] = []
@@ -349,7 +353,8 @@ class _ItemRun:
 
             opts = self.options
             engine_input: Any = self.audio() if opts.engine in LOCAL_ENGINES else self.media.audio_path
-            t = transcribe(engine_input, transcribe_options(opts), source=self.source)
+            t = transcribe(engine_input, transcribe_options(opts), source=self.source, models=self.models)
+            t, _ = refine_word_timing(t, self.audio(), opts)  # same word timing as pipeline.run
             t = t.replace(media=self.media, duration=t.duration or self.media.duration)
             t.save(path)
             result.append(t)
@@ -467,17 +472,26 @@ def execute_notebook(nb: str | os.PathLike, out: str | os.PathLike, parameters: 
 
 
 # --------------------------------------------------------------------------- one item
+@functools.lru_cache(maxsize=1)
+def worker_models():
+    """This process's :class:`vidtrans.models.ModelCache`: a batch worker (process or Ray
+    actor) loads each model once and keeps it for every item it runs."""
+    from .models import ModelCache
+
+    return ModelCache()
+
+
 def _worker_info() -> dict[str, Any]:
     import socket
     import sys
 
     info: dict[str, Any] = {"pid": os.getpid(), "host": socket.gethostname()}
-    local = sys.modules.get("vidtrans.transcribe.local")
-    if local is not None:
-        info["whisper_model_loads"] = local.load_model.cache_info().misses
+    if sys.modules.get("vidtrans.transcribe.local") is not None:
+        info["whisper_model_loads"] = worker_models().loads.get("faster-whisper", 0)
     dm = sys.modules.get("vidtrans.diarize_models")
-    if dm is not None:
-        info["diarize_model_loads"] = dm.load_segmentation_model.cache_info().misses
+    loader = getattr(dm, "load_segmentation_model", None)
+    if loader is not None and hasattr(loader, "cache_info"):
+        info["diarize_model_loads"] = loader.cache_info().misses
     return info
 
 

@@ -269,7 +269,7 @@ def join_words(words: Iterable[Word | str]) -> str:
     texts = [t for t in texts if t and t.strip()]
     if not texts:
         return ""
-    if any(t[0].isspace() for t in texts):
+    if any(t[0].isspace() for t in texts):  # engine spacing (the first word counts: [" self", "-love"])
         return " ".join("".join(texts).split())
     out = ""
     for t in (t.strip() for t in texts):
@@ -277,6 +277,17 @@ def join_words(words: Iterable[Word | str]) -> str:
             out += " "
         out += t
     return out
+
+
+def spaced(text: str) -> str:
+    """A bare word (cloud APIs, caption files) in the engine convention: one leading space.
+
+    Words starting with a CJK/Thai character get none, as Whisper writes them.
+    """
+    t = text.strip()
+    if not t or _NO_SPACE_CHAR.match(t[0]):
+        return t
+    return " " + t
 
 
 def segments_from_words(words: Iterable[Word], **segment_fields: Any) -> Segment:

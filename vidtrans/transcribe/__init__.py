@@ -131,16 +131,31 @@ def get_engine(name: str) -> Engine:
     return getattr(importlib.import_module(module), attr)
 
 
-def stream(audio: Any, options: TranscribeOptions | None = None) -> TranscriptionStream:
+def _accepts_models(engine: Engine) -> bool:
+    import inspect
+
+    try:
+        return "models" in inspect.signature(engine).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def stream(audio: Any, options: TranscribeOptions | None = None, *, models: Any = None) -> TranscriptionStream:
     """Start *options.engine* on *audio* and return its segment stream.
 
+    *models* is a caller-owned :class:`vidtrans.models.ModelCache`; engines
+    that load local models (faster-whisper) keep them there, so a second call
+    with the same cache loads nothing.
     With ``engine="auto"`` the first engine of :func:`select.choose_engine`'s
     chain (then ``options.fallback``) that *starts* is used; errors while the
     stream is consumed are not retried (use :func:`transcribe` for that).
     """
     options = options or TranscribeOptions()
     if options.engine != "auto" and not options.fallback:
-        return get_engine(options.engine)(audio, options)
+        engine = get_engine(options.engine)
+        if models is not None and _accepts_models(engine):
+            return engine(audio, options, models=models)
+        return engine(audio, options)
     from .select import stream_with_fallback
 
     return stream_with_fallback(audio, options)
@@ -185,8 +200,13 @@ def transcribe(
     *,
     progress: ProgressCallback | None = None,
     source: str | None = None,
+    models: Any = None,
 ) -> Transcript:
-    """Transcribe *audio* (a media path or a 16 kHz float32 array) to a Transcript."""
+    """Transcribe *audio* (a media path or a 16 kHz float32 array) to a Transcript.
+
+    Pass one :class:`vidtrans.models.ModelCache` as *models* to every call of
+    a batch or notebook so the model is loaded once.
+    """
     options = options or TranscribeOptions()
     if source is None and isinstance(audio, (str, os.PathLike)):
         source = str(Path(audio))
@@ -194,5 +214,5 @@ def transcribe(
         from .select import transcribe_with_fallback
 
         return transcribe_with_fallback(audio, options, progress=progress, source=source)
-    s = stream(audio, options)
+    s = stream(audio, options, models=models)
     return collect(s, engine=options.engine, source=source, progress=progress, meta={"options": options.to_dict()})

@@ -48,7 +48,7 @@ from ..errors import (
     QuotaExceededError,
     ServiceError,
 )
-from ..schema import Chapter, Segment, SpeakerTurn, Word
+from ..schema import Chapter, Segment, SpeakerTurn, Word, join_words, spaced
 from ..secrets import get_secret, redact
 from . import SimpleStream, TranscribeOptions
 
@@ -114,7 +114,7 @@ def words_to_segments(
 
     def flush() -> None:
         if cur:
-            text = " ".join(w.text for w in cur)
+            text = join_words(cur)
             segments.append(Segment(cur[0].start, cur[-1].end, text, words=tuple(cur), speaker=speaker or cur[0].speaker))
             cur.clear()
 
@@ -299,7 +299,7 @@ def to_records(resp: Any) -> tuple[list[Segment], tuple[SpeakerTurn, ...], dict[
     speaker = SpeakerNamer()
 
     def word(w: Any) -> Word:
-        return Word(_ms(w.start), _ms(w.end), w.text, probability=w.confidence, speaker=speaker(w.speaker))
+        return Word(_ms(w.start), _ms(w.end), spaced(w.text), probability=w.confidence, speaker=speaker(w.speaker))
 
     segments: list[Segment] = []
     turns: list[SpeakerTurn] = []

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import MissingDependencyError
-from ..schema import Transcript, Word
+from ..schema import Transcript, Word, join_words
 
 #: op -> colour used by the plot and the HTML view
 COLOURS = {"equal": "#9e9e9e", "substitute": "#ef6c00", "delete": "#c62828", "insert": "#2e7d32"}
@@ -65,7 +65,7 @@ _PUNCT = re.compile(r"[^\w']+", re.UNICODE)
 def normalize_word(text: str) -> str:
     """Lower-case, NFKC, punctuation removed (apostrophes kept): ``"Hello,"`` -> ``"hello"``."""
     t = unicodedata.normalize("NFKC", text).lower()
-    return _PUNCT.sub("", t)
+    return _PUNCT.sub("", t).strip()  # words carry the engine's leading space
 
 
 def _words(t: Transcript) -> list[Word]:
@@ -104,7 +104,7 @@ def diff_html(diff: WordDiff) -> str:
     def cell(words: tuple[Word, ...], op: str) -> str:
         if not words:
             return "<td></td>"
-        text = html.escape(" ".join(w.text for w in words))
+        text = html.escape(join_words(words))
         t0 = f"{words[0].start:.1f}s"
         style = "" if op == "equal" else f' style="background:{COLOURS[op]}33;border-left:3px solid {COLOURS[op]}"'
         return f'<td{style}><span style="color:#888;font-size:smaller">{t0}</span> {text}</td>'

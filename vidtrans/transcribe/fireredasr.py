@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigurationError, MissingDependencyError, ModelError
-from ..schema import Segment, Word
+from ..schema import Segment, Word, spaced
 from . import SimpleStream, TranscribeOptions
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def spread_words(start: float, end: float, text: str) -> tuple[Word, ...]:
     if not tokens:
         return ()
     edges = np.linspace(start, end, len(tokens) + 1)
-    return tuple(Word(round(float(edges[i]), 3), round(float(edges[i + 1]), 3), t) for i, t in enumerate(tokens))
+    return tuple(Word(round(float(edges[i]), 3), round(float(edges[i + 1]), 3), spaced(t)) for i, t in enumerate(tokens))
 
 
 def load_model(model_dir: Path, asr_type: str, device: str):

@@ -51,7 +51,7 @@ from ..errors import (
     QuotaExceededError,
     ServiceError,
 )
-from ..schema import Emotion, Segment, SpeakerTurn, Word
+from ..schema import Emotion, Segment, SpeakerTurn, Word, spaced
 from ..secrets import get_secret, redact
 from . import SimpleStream, TranscribeOptions
 from .assemblyai import SpeakerNamer
@@ -215,7 +215,7 @@ def interpolate_words(start: float, end: float, text: str, speaker: str | None) 
         return ()
     weights = np.array([len(t) + 1 for t in tokens], dtype=float)
     edges = start + (end - start) * np.concatenate([[0.0], np.cumsum(weights) / weights.sum()])
-    return tuple(Word(round(float(edges[i]), 3), round(float(edges[i + 1]), 3), t, speaker=speaker) for i, t in enumerate(tokens))
+    return tuple(Word(round(float(edges[i]), 3), round(float(edges[i + 1]), 3), spaced(t), speaker=speaker) for i, t in enumerate(tokens))
 
 
 # --------------------------------------------------------------------------- SDK calls

@@ -3,44 +3,48 @@
 :func:`faster_whisper_engine` is registered as ``"faster-whisper"`` in
 :data:`vidtrans.transcribe.ENGINES`.  It:
 
-* decodes media with :func:`vidtrans.audio.load_audio` (ffmpeg; not
-  faster-whisper's own PyAV decoder) or takes a 16 kHz mono float32 array;
+* decodes media with :func:`vidtrans.audio.load_audio` (ffmpeg, 16-bit samples:
+  the same numbers faster-whisper's and openai-whisper's own decoders give) or
+  takes a 16 kHz mono float32 array;
 * resolves the model through :func:`vidtrans.models.resolve_model`
-  ("base" and "tiny.en" work offline);
+  ("base" and "tiny.en" work offline) and loads it through a caller-owned
+  :class:`vidtrans.models.ModelCache` (pass ``models=``) so batches and
+  notebooks load it once;
 * picks the device ("auto" -> CUDA float16 when CTranslate2 sees a GPU,
-  otherwise CPU int8) and CPU threads (0 -> physical cores);
-* yields :class:`vidtrans.schema.Segment` objects with word timings as
-  faster-whisper decodes them, so ``stream.duration`` plus each segment's end
-  gives progress;
-* guards against Whisper's hallucinations on silence, tones and noise: an
-  energy gate and a Silero-VAD gate (no speech anywhere -> no decoding at all),
-  faster-whisper's no-speech / log-prob / compression-ratio fallbacks,
-  ``hallucination_silence_threshold``, and a final filter that drops
-  segments which are both outside every VAD speech region and unlikely
-  (high no-speech probability or low word confidence).
+  otherwise CPU int8), CPU threads (0 -> physical cores) and sequential or
+  batched decoding (:func:`choose_batch_size`);
+* yields :class:`vidtrans.schema.Segment` objects as faster-whisper decodes
+  them, words keeping the model's own spacing (``" self"``, ``"-love"``).
 
-Long inputs are decoded in pieces of about ten minutes cut in pauses
-(``extra["chunk_seconds"]``): faster-whisper computes the log-mel spectrogram
-of its whole input up front (~3 GB per hour), pieces keep the peak at about
-1.1 GB for an hour of audio with "base" (``bench/memory.py``).
+**Ordinary speech decodes exactly as plain faster-whisper decodes it**: the
+decoding options are faster-whisper's defaults (beam 5, temperature fallback,
+no ``hallucination_silence_threshold``, no VAD filter), the whole input goes
+to the model in one call (long inputs get a block-wise but equal log-mel
+spectrogram, :mod:`._features`, instead of being cut into pieces).  The guards
+act only where they detect trouble:
 
-The VAD *filter* (cutting audio before decoding) stays off by default: on
-this project's evaluation clips it cost word accuracy (see ``bench/asr.py``).
-The VAD is still used as a *gate* and as evidence for the hallucination
-filter, which never removes audio the decoder sees.
+* no speech: an energy gate and a Silero-VAD gate (no speech anywhere -> no
+  decoding at all, no words);
+* hallucinations outside speech: a segment that lies outside every VAD
+  speech region *and* looks unlikely (high no-speech probability or low word
+  confidence) is dropped, and decoding restarts at the next speech region
+  without the dropped text as a prompt;
+* repetition loops (:func:`find_repetition`: an n-gram repeated back to
+  back, Whisper's commonest failure on large models): the segment is decoded
+  again without the previous text as a prompt and the version with less
+  repetition is kept; decoding then continues from there, unprompted.
 
-Loaded models are cached by :func:`load_model` (``functools.lru_cache`` keyed on
-path, device, compute type and threads; at most two models stay loaded) so a
-notebook or batch run pays the load once.  ``load_model.cache_clear()`` frees them.
+Every re-decoded segment says so in ``segment.meta["guard"]`` and every drop
+is listed in ``stream.insights["guard"]``.
 
 Engine-specific options go in ``TranscribeOptions.extra`` (see :data:`EXTRA_OPTIONS`).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +63,7 @@ ENGINE_NAME = "faster-whisper"
 
 #: keys accepted in ``TranscribeOptions.extra`` with their defaults
 EXTRA_OPTIONS: dict[str, Any] = {
-    # -- faster-whisper decoding options (passed through) --------------------
+    # -- faster-whisper decoding options (passed through; faster-whisper's own defaults) --
     "temperature": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
     "best_of": 5,
     "patience": 1.0,
@@ -67,13 +71,14 @@ EXTRA_OPTIONS: dict[str, Any] = {
     "compression_ratio_threshold": 2.4,
     "log_prob_threshold": -1.0,
     "no_speech_threshold": 0.6,
-    #: skip silent stretches longer than this (s) around suspected hallucinations
-    "hallucination_silence_threshold": 2.0,
+    #: faster-whisper's silence skipping around suspected hallucinations (s); None = off, as in
+    #: faster-whisper, because it changes decoding of ordinary speech too
+    "hallucination_silence_threshold": None,
     "repetition_penalty": 1.0,
     "no_repeat_ngram_size": 0,
     "language_detection_segments": 1,
     "language_detection_threshold": 0.5,
-    #: dict of faster_whisper.vad.VadOptions fields for ``vad_filter``
+    #: dict of faster_whisper.vad.VadOptions fields for ``vad_filter`` and the VAD gate
     "vad_parameters": None,
     # -- vidtrans guards ------------------------------------------------------
     #: whole input quieter than this (dBFS RMS) -> no decoding, no words
@@ -84,9 +89,20 @@ EXTRA_OPTIONS: dict[str, Any] = {
     "drop_no_speech_prob": 0.5,
     #: ... or when its mean word probability is below this
     "drop_min_word_prob": 0.45,
-    #: inputs longer than this (s) are decoded in pieces cut in pauses (bounds memory); 0 = never
-    "chunk_seconds": 600.0,
-    # -- model loading --------------------------------------------------------
+    #: re-decode repetition loops and restart decoding after a dropped hallucination
+    "redecode": True,
+    #: at most this many guard re-decodes per input (each recomputes the rest's spectrogram)
+    "max_redecodes": 20,
+    #: a repetition loop: an n-gram repeated back to back at least this many times ...
+    "loop_min_repeats": 3,
+    #: ... covering at least this many words
+    "loop_min_words": 8,
+    #: inputs longer than this (s) get the block-wise log-mel spectrogram (flat memory;
+    #: equal to faster-whisper's up to float32 rounding, see ._features)
+    "lean_features_seconds": 600.0,
+    # -- batching / model loading ---------------------------------------------
+    #: 0 = choose (see choose_batch_size), 1 = sequential (plain faster-whisper), >1 = batched over VAD chunks
+    "batch_size": 0,
     #: CTranslate2 workers (parallel transcribe() calls from threads)
     "num_workers": 1,
 }
@@ -170,10 +186,43 @@ def choose_device(device: str = "auto", compute_type: str = "default", cpu_threa
     return DeviceChoice(device, compute_type, max(1, threads))
 
 
-# --------------------------------------------------------------------------- model cache
-@functools.lru_cache(maxsize=2)
+# --------------------------------------------------------------------------- batching
+def choose_batch_size(device: str, requested: int = 0, gpu_free_bytes: int | None = None, model_name: str = "") -> int:
+    """Batch size for decoding: *requested* when given, else one from the hardware.
+
+    On CUDA, batched decoding over VAD-cut chunks is several times faster, so
+    the batch is sized from free GPU memory (about 1 GB per batch item for
+    large models, less for small ones; 4..32).  On CPU it is 1 (sequential):
+    measured on this project's 2-core machine, faster-whisper's batched
+    pipeline was 1.2-1.35x faster but raised English WER (``bench/speed.py``),
+    and the goal here is plain faster-whisper's accuracy.
+    """
+    if requested < 0:
+        raise ConfigurationError(f"batch_size must be >= 0, got {requested}")
+    if requested:
+        return requested
+    if device != "cuda":
+        return 1
+    if gpu_free_bytes is None:
+        return 8
+    per_item = (1.0 if "large" in model_name or "medium" in model_name else 0.35) * 1024**3
+    return int(max(4, min(32, gpu_free_bytes // per_item)))
+
+
+def _gpu_free_bytes() -> int | None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return int(torch.cuda.mem_get_info()[0])
+    except Exception:  # noqa: BLE001 - torch missing or CUDA unusable: size conservatively
+        return None
+    return None
+
+
+# --------------------------------------------------------------------------- model loading
 def load_model(path: str, device: str, compute_type: str, cpu_threads: int, num_workers: int = 1):
-    """Load (once per argument tuple) a ``faster_whisper.WhisperModel`` from a model directory."""
+    """Load a ``faster_whisper.WhisperModel`` from a model directory (no caching; see get_model)."""
     try:
         from faster_whisper import WhisperModel
     except ImportError as exc:
@@ -188,14 +237,21 @@ def load_model(path: str, device: str, compute_type: str, cpu_threads: int, num_
         raise ModelError(f"cannot load Whisper model from {path} on {device}/{compute_type}: {exc}") from exc
 
 
-def get_model(options: TranscribeOptions):
-    """Resolve and load the model *options* name, returning ``(WhisperModel, path, DeviceChoice)``."""
-    from ..models import resolve_model
+def get_model(options: TranscribeOptions, models=None):
+    """Resolve and load the model *options* names, returning ``(WhisperModel, path, DeviceChoice)``.
+
+    *models* is a caller-owned :class:`vidtrans.models.ModelCache`; without
+    one the model is loaded for this call only.
+    """
+    from ..models import ModelCache, resolve_model
 
     path = resolve_model(options.model)
     choice = choose_device(options.device, options.compute_type, options.cpu_threads)
     workers = int(options.extra.get("num_workers", EXTRA_OPTIONS["num_workers"]))
-    return load_model(str(path), choice.device, choice.compute_type, choice.cpu_threads, workers), path, choice
+    key = ("faster-whisper", str(path), choice.device, choice.compute_type, choice.cpu_threads, workers)
+    cache = models if models is not None else ModelCache()
+    model = cache.get(key, lambda: load_model(str(path), choice.device, choice.compute_type, choice.cpu_threads, workers))
+    return model, path, choice
 
 
 # --------------------------------------------------------------------------- audio
@@ -223,30 +279,24 @@ def speech_regions(
     return out
 
 
-def plan_chunks(
-    duration: float, regions: list[tuple[float, float]] | None, chunk_seconds: float, search_seconds: float = 60.0
-) -> list[tuple[float, float]]:
-    """Split [0, duration] into pieces of about *chunk_seconds*, cutting in pauses.
+def batch_chunks(regions: list[tuple[float, float]], max_seconds: float = 30.0, max_gap: float = 2.0) -> list[tuple[float, float]]:
+    """Group speech *regions* into chunks of at most *max_seconds* for batched decoding.
 
-    Each cut goes in the middle of the widest gap between speech *regions*
-    whose middle lies within ``[target - search_seconds, target + search_seconds / 2]``
-    of the target point (and at least half a chunk after the previous cut);
-    at the target itself when there is no such gap or no VAD information.
+    Neighbouring regions are merged while the chunk stays under the limit
+    and the pause between them is under *max_gap*; a region longer than the
+    limit is split evenly.
     """
-    if chunk_seconds <= 0 or duration <= chunk_seconds * 1.2:
-        return [(0.0, duration)]
-    gaps = []
-    if regions:
-        bounds = [0.0] + [x for r in regions for x in r] + [duration]
-        gaps = [(b0 - a1, (a1 + b0) / 2) for a1, b0 in zip(bounds[::2], bounds[1::2]) if b0 > a1]
-    cuts = [0.0]
-    while duration - cuts[-1] > chunk_seconds * 1.2:
-        target = cuts[-1] + chunk_seconds
-        lo, hi = max(target - search_seconds, cuts[-1] + chunk_seconds / 2), min(target + search_seconds / 2, duration - 1.0)
-        near = [g for g in gaps if lo <= g[1] <= hi]
-        cuts.append(max(near)[1] if near else target)
-    cuts.append(duration)
-    return list(zip(cuts, cuts[1:]))
+    out: list[list[float]] = []
+    for a, b in regions:
+        pieces = max(1, int(np.ceil((b - a) / max_seconds - 1e-9)))
+        step = (b - a) / pieces
+        for i in range(pieces):
+            s, e = a + i * step, a + (i + 1) * step
+            if out and e - out[-1][0] <= max_seconds and s - out[-1][1] <= max_gap:
+                out[-1][1] = e
+            else:
+                out.append([s, e])
+    return [(round(a, 3), round(b, 3)) for a, b in out]
 
 
 def _check_extra(extra: dict[str, Any]) -> dict[str, Any]:
@@ -264,18 +314,22 @@ def _overlap(a0: float, a1: float, regions: list[tuple[float, float]], pad: floa
 
 
 def convert_segment(fw_segment: Any, offset: float = 0.0) -> Segment:
-    """Turn a ``faster_whisper`` segment into a :class:`Segment` with clean, monotonic words."""
+    """Turn a ``faster_whisper`` segment into a :class:`Segment` with monotonic words.
+
+    Word text is kept exactly as the model wrote it, leading space included
+    (``" self"``, ``"-love"``); the segment text is the model's own text
+    (outer whitespace removed), so ``join_words(segment.words) == segment.text``.
+    """
     s0 = float(fw_segment.start) + offset
     s1 = max(float(fw_segment.end) + offset, s0)
     words: list[Word] = []
     prev_start = s0
     for w in fw_segment.words or ():
-        text = w.word.strip()
-        if not text:
+        if not w.word.strip():
             continue
         start = min(max(float(w.start) + offset, prev_start), s1)
         end = min(max(float(w.end) + offset, start), s1)
-        words.append(Word(round(start, 3), round(end, 3), text, probability=round(float(w.probability), 4)))
+        words.append(Word(round(start, 3), round(end, 3), w.word, probability=round(float(w.probability), 4)))
         prev_start = start
     meta = {
         "id": fw_segment.id,
@@ -285,6 +339,44 @@ def convert_segment(fw_segment: Any, offset: float = 0.0) -> Segment:
         "temperature": fw_segment.temperature,
     }
     return Segment(round(s0, 3), round(s1, 3), fw_segment.text.strip(), words=tuple(words), meta=meta)
+
+
+# --------------------------------------------------------------------------- guards
+_TOKEN = re.compile(r"\w+(?:['’]\w+)*", re.UNICODE)
+
+
+def _tokens(text: str) -> list[str]:
+    toks = [t.lower() for t in _TOKEN.findall(text)]
+    if not toks and text.strip():  # scripts without spaces: characters
+        toks = [c for c in text if not c.isspace()]
+    elif any(len(t) > 12 for t in toks) and re.search(r"[\u3040-\u30ff\u3400-\u9fff]", text):
+        toks = [c for c in text if c.isalnum()]
+    return toks
+
+
+def find_repetition(text: str, min_repeats: int = 3, min_words: int = 8, max_ngram: int = 8) -> dict | None:
+    """The longest back-to-back repetition of an n-gram in *text*, if it looks like a decoding loop.
+
+    Returns ``{"ngram": "...", "n": n, "repeats": k, "words": n*k}`` when some
+    n-gram (1 <= n <= *max_ngram*) occurs at least *min_repeats* times in a row
+    covering at least *min_words* words (case and punctuation ignored; CJK text
+    counts characters), else None.  ``"no, no, no"`` is speech;
+    ``"thank you"`` eight times in a row is a loop.
+    """
+    toks = _tokens(text)
+    best = None
+    for n in range(1, max_ngram + 1):
+        i = 0
+        while i + 2 * n <= len(toks):
+            k = 1
+            while toks[i + k * n : i + (k + 1) * n] == toks[i : i + n]:
+                k += 1
+            if k >= min_repeats and n * k >= min_words and (best is None or n * k > best["words"]):
+                best = {"ngram": " ".join(toks[i : i + n]), "n": n, "repeats": k, "words": n * k, "at": i}
+            i += max(1, (k - 1) * n) if k > 1 else 1
+    if best is not None:
+        best.pop("at")
+    return best
 
 
 def _is_hallucination(seg: Segment, regions: list[tuple[float, float]] | None, cfg: dict[str, Any]) -> str | None:
@@ -304,19 +396,198 @@ def _is_hallucination(seg: Segment, regions: list[tuple[float, float]] | None, c
     return None
 
 
+def _with_guard(seg: Segment, note: dict[str, Any]) -> Segment:
+    return Segment(seg.start, seg.end, seg.text, seg.words, seg.speaker, seg.emotion, {**seg.meta, "guard": note})
+
+
+def _next_speech(t: float, regions: list[tuple[float, float]] | None, duration: float) -> float:
+    """Where decoding restarts after a dropped hallucination ending at *t*: the next speech (less 0.3 s)."""
+    if not regions:
+        return t
+    for a, b in regions:
+        if b > t:
+            return max(t, a - 0.3)
+    return duration
+
+
 # --------------------------------------------------------------------------- engine
-def faster_whisper_engine(audio: Any, options: TranscribeOptions | None = None) -> SimpleStream:
+class _Decoder:
+    """One input's decoding: faster-whisper calls on slices of the samples, with the guards around them."""
+
+    def __init__(self, model, samples: np.ndarray, options: TranscribeOptions, cfg: dict[str, Any],
+                 regions: list[tuple[float, float]] | None, source: Any):
+        self.model, self.samples, self.options, self.cfg, self.regions = model, samples, options, cfg, regions
+        self.source = source
+        self.duration = samples.size / SAMPLE_RATE
+        self.kwargs = dict(
+            task=options.task,
+            beam_size=options.beam_size,
+            best_of=cfg["best_of"],
+            patience=cfg["patience"],
+            temperature=list(cfg["temperature"]) if isinstance(cfg["temperature"], (list, tuple)) else cfg["temperature"],
+            compression_ratio_threshold=cfg["compression_ratio_threshold"],
+            log_prob_threshold=cfg["log_prob_threshold"],
+            no_speech_threshold=cfg["no_speech_threshold"],
+            condition_on_previous_text=cfg["condition_on_previous_text"],
+            repetition_penalty=cfg["repetition_penalty"],
+            no_repeat_ngram_size=cfg["no_repeat_ngram_size"],
+            hotwords=", ".join(options.key_terms) if options.key_terms else None,
+            word_timestamps=options.word_timestamps,
+            hallucination_silence_threshold=cfg["hallucination_silence_threshold"] if options.word_timestamps else None,
+            vad_filter=options.vad_filter,
+            vad_parameters=cfg["vad_parameters"],
+            language_detection_segments=cfg["language_detection_segments"],
+            language_detection_threshold=cfg["language_detection_threshold"],
+        )
+        self.redecodes = 0
+        self.report: list[dict[str, Any]] = []
+
+    def _fail(self, exc: Exception) -> LocalEngineError:
+        return LocalEngineError(f"faster-whisper failed on {_describe(self.source)}: {exc}")
+
+    def start(self, t0: float, t1: float | None, language: str | None, prompt: str | None, **override):
+        """faster-whisper's lazy segments for samples [t0, t1) (times relative to t0)."""
+        a = int(round(t0 * SAMPLE_RATE))
+        b = self.samples.size if t1 is None else int(round(t1 * SAMPLE_RATE))
+        piece = self.samples[a:b]
+        lean = piece.size / SAMPLE_RATE > float(self.cfg["lean_features_seconds"] or float("inf"))
+        try:
+            with _features_for(self.model, lean):
+                return self.model.transcribe(piece, language=language, initial_prompt=prompt, **{**self.kwargs, **override})
+        except (RuntimeError, ValueError) as exc:
+            raise self._fail(exc) from exc
+
+    def redecode(self, seg: Segment, language: str | None) -> list[Segment]:
+        """*seg*'s span decoded again, unprompted (the previous text is what usually feeds a loop)."""
+        self.redecodes += 1
+        segs, _ = self.start(seg.start, min(seg.end + 0.2, self.duration), language, None, condition_on_previous_text=False)
+        try:
+            return [s for s in (convert_segment(fw, offset=seg.start) for fw in segs) if s.text]
+        except (RuntimeError, ValueError) as exc:
+            raise self._fail(exc) from exc
+
+    def segments(self, first, language: str | None) -> Iterator[Segment]:
+        """Drive decoding from 0 s: *first* is the already started faster-whisper generator."""
+        cfg = self.cfg
+        pos, fw_segments, note = 0.0, first, None
+        while True:
+            restart_at = None
+            try:
+                for fw in fw_segments:
+                    seg = convert_segment(fw, offset=pos)
+                    if note is not None:
+                        seg, note = _with_guard(seg, note), None
+                    reason = _is_hallucination(seg, self.regions, cfg)
+                    if reason:
+                        self.report.append({"action": "dropped", "start": seg.start, "end": seg.end, "text": seg.text, "reason": reason})
+                        log.info("dropped segment %.2f-%.2f %r: %s", seg.start, seg.end, seg.text[:60], reason)
+                        if cfg["redecode"] and self.redecodes < cfg["max_redecodes"] and self.regions:
+                            restart_at = _next_speech(seg.end, self.regions, self.duration)
+                            note = {"action": "decoded unprompted after a dropped hallucination",
+                                    "dropped": seg.text[:200], "reason": reason}
+                            self.redecodes += 1
+                            break
+                        continue
+                    loop = find_repetition(seg.text, cfg["loop_min_repeats"], cfg["loop_min_words"])
+                    if loop is None or not cfg["redecode"] or self.redecodes >= cfg["max_redecodes"]:
+                        if loop is not None:
+                            seg = _with_guard(seg, {"action": "kept", "repetition": loop, "reason": "re-decode limit reached" if cfg["redecode"] else "redecode off"})
+                        yield seg
+                        continue
+                    redo = self.redecode(seg, language)
+                    redo_loop = find_repetition(" ".join(s.text for s in redo), cfg["loop_min_repeats"], cfg["loop_min_words"])
+                    better = redo and (redo_loop is None or redo_loop["words"] < loop["words"])
+                    entry = {"repetition": loop, "original": seg.text[:500]}
+                    if better:
+                        entry["action"] = "re-decoded unprompted (repetition loop)"
+                        self.report.append({**entry, "start": seg.start, "end": seg.end})
+                        for s in redo:
+                            yield _with_guard(s, entry)
+                    else:
+                        entry["action"] = "kept (the unprompted re-decode repeats as much)"
+                        self.report.append({**entry, "start": seg.start, "end": seg.end})
+                        yield _with_guard(seg, entry)
+                    restart_at = seg.end
+                    note = {"action": "decoded unprompted after a repetition loop", "repetition": loop}
+                    break
+            except (RuntimeError, ValueError) as exc:
+                raise self._fail(exc) from exc
+            if restart_at is None or restart_at >= self.duration - 0.1:
+                return
+            if hasattr(fw_segments, "close"):
+                fw_segments.close()
+            pos = restart_at
+            fw_segments, _ = self.start(pos, None, language, None)
+
+    def batched(self, language: str | None, batch_size: int) -> Iterator[Segment]:
+        """Batched decoding over VAD chunks (faster-whisper's BatchedInferencePipeline), guards after."""
+        from faster_whisper import BatchedInferencePipeline
+
+        regions = self.regions if self.regions is not None else speech_regions(self.samples, self.cfg["vad_parameters"])
+        # inside the audio (VAD padding can reach past the end; faster-whisper asserts on negative leftovers)
+        chunks = [(max(0.0, a), min(b, self.duration)) for a, b in batch_chunks(regions)]
+        chunks = [(a, b) for a, b in chunks if b - a > 0.05]
+        if not chunks:
+            return
+        pipe = BatchedInferencePipeline(self.model)
+        kw = {k: v for k, v in self.kwargs.items() if k not in ("vad_filter", "vad_parameters", "condition_on_previous_text")}
+        try:
+            segs, _ = pipe.transcribe(
+                self.samples, language=language, batch_size=batch_size, vad_filter=False,
+                clip_timestamps=[{"start": a, "end": b} for a, b in chunks], without_timestamps=True, **kw,
+            )
+            for fw in segs:
+                seg = convert_segment(fw)
+                reason = _is_hallucination(seg, self.regions, self.cfg)
+                if reason:
+                    self.report.append({"action": "dropped", "start": seg.start, "end": seg.end, "text": seg.text, "reason": reason})
+                    continue
+                loop = find_repetition(seg.text, self.cfg["loop_min_repeats"], self.cfg["loop_min_words"])
+                if loop is not None and self.cfg["redecode"] and self.redecodes < self.cfg["max_redecodes"]:
+                    redo = self.redecode(seg, language)
+                    rl = find_repetition(" ".join(s.text for s in redo), self.cfg["loop_min_repeats"], self.cfg["loop_min_words"])
+                    entry = {"repetition": loop, "original": seg.text[:500]}
+                    if redo and (rl is None or rl["words"] < loop["words"]):
+                        entry["action"] = "re-decoded unprompted (repetition loop)"
+                        self.report.append({**entry, "start": seg.start, "end": seg.end})
+                        yield from (_with_guard(s, entry) for s in redo)
+                        continue
+                    entry["action"] = "kept (the unprompted re-decode repeats as much)"
+                    seg = _with_guard(seg, entry)
+                yield seg
+        except (RuntimeError, ValueError) as exc:
+            raise self._fail(exc) from exc
+
+
+class _features_for:
+    """Context: the model computes features block-wise (flat memory) while *lean* is true."""
+
+    def __init__(self, model, lean: bool):
+        self.model, self.lean, self.saved = model, lean, None
+
+    def __enter__(self):
+        if self.lean:
+            from ._features import LeanFeatureExtractor
+
+            self.saved = self.model.feature_extractor
+            lean = LeanFeatureExtractor(**self.model.feat_kwargs)
+            self.model.feature_extractor = lean
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.saved is not None:
+            self.model.feature_extractor = self.saved
+
+
+def faster_whisper_engine(audio: Any, options: TranscribeOptions | None = None, *, models=None) -> SimpleStream:
     """Transcribe *audio* (path or 16 kHz float32 array) with faster-whisper.
 
     Returns a :class:`SimpleStream` whose ``language``/``duration``/``model`` are
     known at once and whose segments are decoded lazily while iterating.
-    Inputs longer than ``extra["chunk_seconds"]`` are decoded piece by piece,
-    cut in pauses, so memory stays flat (faster-whisper computes the
-    spectrogram of its whole input up front: ~3 GB per hour); each piece is
-    primed with the previous piece's last text and the language found in
-    the first one, and pieces without any detected speech are skipped.
-    ``stream.insights`` gets ``language_probability``, ``speech_regions``,
-    ``chunks`` and, once drained, ``dropped_segments``.
+    *models* is a caller-owned :class:`vidtrans.models.ModelCache` (reused
+    across calls).  ``stream.insights`` gets ``language_probability``,
+    ``speech_regions``, ``batch_size`` and, once drained, ``guard`` (what the
+    guards dropped or re-decoded).
     """
     options = options or TranscribeOptions()
     cfg = _check_extra(dict(options.extra))
@@ -324,7 +595,7 @@ def faster_whisper_engine(audio: Any, options: TranscribeOptions | None = None) 
         raise ConfigurationError(f"task must be 'transcribe' or 'translate', got {options.task!r}")
     samples = as_samples(audio)
     duration = samples.size / SAMPLE_RATE
-    model, path, choice = get_model(options)
+    model, path, choice = get_model(options, models)
     model_name = str(options.model)
     language = options.language
     if language is not None:
@@ -334,8 +605,10 @@ def faster_whisper_engine(audio: Any, options: TranscribeOptions | None = None) 
                 f"language {options.language!r} is not supported by Whisper model {model_name!r}"
                 + (" (English-only model; use a multilingual model such as 'base')" if not model.model.is_multilingual else "")
             )
-
-    insights: dict[str, Any] = {"device": choice.device, "compute_type": choice.compute_type, "cpu_threads": choice.cpu_threads}
+    batch = choose_batch_size(choice.device, int(cfg["batch_size"] or 0),
+                              _gpu_free_bytes() if choice.device == "cuda" else None, model_name)
+    insights: dict[str, Any] = {"device": choice.device, "compute_type": choice.compute_type,
+                                "cpu_threads": choice.cpu_threads, "batch_size": batch}
 
     def empty(reason: str) -> SimpleStream:
         log.info("no speech in input (%s): returning an empty transcript", reason)
@@ -345,71 +618,35 @@ def faster_whisper_engine(audio: Any, options: TranscribeOptions | None = None) 
     if is_silent(samples, cfg["silence_threshold_db"]):
         return empty(f"level below {cfg['silence_threshold_db']} dBFS")
     regions = None
-    if cfg["vad_gate"] or options.vad_filter:
-        regions = speech_regions(samples, cfg["vad_parameters"], block_seconds=cfg["chunk_seconds"] or 600.0)
+    if cfg["vad_gate"] or options.vad_filter or batch > 1:
+        regions = speech_regions(samples, cfg["vad_parameters"])
         insights["speech_seconds"] = round(sum(b - a for a, b in regions), 3)
         insights["speech_regions"] = [[round(a, 3), round(b, 3)] for a, b in regions]
         if not regions:
             return empty("voice activity detector found no speech")
-    chunks = plan_chunks(duration, regions, float(cfg["chunk_seconds"] or 0))
-    if regions is not None:  # pieces with no speech at all are never decoded (no hallucinations there)
-        chunks = [c for c in chunks if _overlap(c[0], c[1], regions, pad=0.0) > 0]
-    insights["chunks"] = [[round(a, 3), round(b, 3)] for a, b in chunks]
 
-    kwargs = dict(
-        task=options.task,
-        beam_size=options.beam_size,
-        best_of=cfg["best_of"],
-        patience=cfg["patience"],
-        temperature=list(cfg["temperature"]) if isinstance(cfg["temperature"], (list, tuple)) else cfg["temperature"],
-        compression_ratio_threshold=cfg["compression_ratio_threshold"],
-        log_prob_threshold=cfg["log_prob_threshold"],
-        no_speech_threshold=cfg["no_speech_threshold"],
-        condition_on_previous_text=cfg["condition_on_previous_text"],
-        repetition_penalty=cfg["repetition_penalty"],
-        no_repeat_ngram_size=cfg["no_repeat_ngram_size"],
-        hotwords=", ".join(options.key_terms) if options.key_terms else None,
-        word_timestamps=options.word_timestamps,
-        hallucination_silence_threshold=cfg["hallucination_silence_threshold"] if options.word_timestamps else None,
-        vad_filter=options.vad_filter,
-        vad_parameters=cfg["vad_parameters"],
-        language_detection_segments=cfg["language_detection_segments"],
-        language_detection_threshold=cfg["language_detection_threshold"],
-    )
-
-    def start(chunk: tuple[float, float], lang: str | None, prompt: str | None):
-        a, b = (int(round(t * SAMPLE_RATE)) for t in chunk)
-        try:
-            return model.transcribe(samples[a:b], language=lang, initial_prompt=prompt, **kwargs)
-        except (RuntimeError, ValueError) as exc:
-            raise LocalEngineError(f"faster-whisper failed on {_describe(audio)}: {exc}") from exc
-
-    first_segments, info = start(chunks[0], language, options.initial_prompt)
-    language = info.language
-    insights["language_probability"] = round(float(info.language_probability), 4)
+    dec = _Decoder(model, samples, options, cfg, regions, audio)
+    if batch > 1:
+        if language is None and model.model.is_multilingual:
+            first = regions[0][0] if regions else 0.0
+            a = int(first * SAMPLE_RATE)
+            with _features_for(model, False):
+                language, prob, _ = model.detect_language(samples[a : a + 30 * SAMPLE_RATE])
+            insights["language_probability"] = round(float(prob), 4)
+        elif language is None:
+            language = "en"
+        gen = dec.batched(language, batch)
+    else:
+        first_segments, info = dec.start(0.0, None, language, options.initial_prompt)
+        language = info.language
+        insights["language_probability"] = round(float(info.language_probability), 4)
+        gen = dec.segments(first_segments, language)
 
     def generate() -> Iterator[Segment]:
-        dropped = 0
-        fw_segments = first_segments
-        tail: list[str] = []  # text of the previous chunk, primes the next one
-        for k, chunk in enumerate(chunks):
-            if k:
-                prompt = " ".join(tail)[-400:] if cfg["condition_on_previous_text"] and tail else None
-                fw_segments, _ = start(chunk, language, prompt)
-            tail = []
-            try:
-                for fw in fw_segments:
-                    seg = convert_segment(fw, offset=chunk[0])
-                    reason = _is_hallucination(seg, regions, cfg)
-                    if reason:
-                        dropped += 1
-                        log.info("dropped segment %.2f-%.2f %r: %s", seg.start, seg.end, seg.text[:60], reason)
-                        continue
-                    tail = (tail + [seg.text])[-3:]
-                    yield seg
-            except (RuntimeError, ValueError) as exc:
-                raise LocalEngineError(f"faster-whisper failed while decoding {_describe(audio)}: {exc}") from exc
-        insights["dropped_segments"] = dropped
+        yield from gen
+        insights["guard"] = dec.report
+        insights["redecodes"] = dec.redecodes
+        insights["dropped_segments"] = sum(1 for r in dec.report if r["action"] == "dropped")
 
     return SimpleStream(generate(), language=language, duration=duration, model=model_name, insights=insights)
 

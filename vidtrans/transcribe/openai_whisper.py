@@ -335,7 +335,7 @@ def openai_whisper_engine(audio: Any, options: TranscribeOptions) -> SimpleStrea
         if not s["text"].strip():
             continue  # whisper sometimes closes with empty zero-length segments
         words = tuple(
-            Word(round(float(w["start"]), 3), round(float(w["end"]), 3), w["word"].strip(), probability=float(w["probability"]))
+            Word(round(float(w["start"]), 3), round(float(w["end"]), 3), w["word"], probability=float(w["probability"]))
             for w in s.get("words", []) if w["word"].strip()
         )
         segments.append(

@@ -1,0 +1,254 @@
+"""Text parity with plain faster-whisper, the guards, batched decoding, memory and model reuse.
+
+Real speech only: ../shared/eval clips (skipped when absent) and pyannote's
+bundled sample.  Speed itself is measured in bench/speed.py, never here.
+"""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from vidtrans.audio import SAMPLE_RATE, AudioOptions, load_audio
+from vidtrans.models import ModelCache
+from vidtrans.schema import join_words
+from vidtrans.transcribe import TranscribeOptions, transcribe
+from vidtrans.transcribe import local
+
+
+def _wer(ref: str, hyp: str) -> float:
+    import jiwer
+
+    norm = lambda s: " ".join("".join(c.lower() if c.isalnum() or c == "'" else " " for c in s).split())  # noqa: E731
+    return jiwer.wer(norm(ref), norm(hyp))
+
+
+@pytest.fixture(scope="module")
+def models() -> ModelCache:
+    return ModelCache()
+
+
+def _plain(model_cache: ModelCache, audio: np.ndarray, model: str = "base", **kw) -> str:
+    """Plain faster-whisper on the same samples, same model object, its own defaults + beam 5 + word times."""
+    m, _, _ = local.get_model(TranscribeOptions(model=model), model_cache)
+    segs, _ = m.transcribe(audio, beam_size=5, word_timestamps=True, **kw)
+    return " ".join(s.text.strip() for s in segs)
+
+
+# --------------------------------------------------------------------------- parity
+PARITY_CLIPS = ("en_jfk_inaugural.flac", "en_ljspeech_LJ002-0020.wav")  # bench/speed.py and bench/asr.py cover the rest
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("clip", PARITY_CLIPS)
+def test_text_equals_plain_faster_whisper(shared_eval, models, clip):
+    """Defaults decode ordinary speech exactly as plain faster-whisper does (same model, beam 5)."""
+    audio = load_audio(shared_eval / "asr" / clip)
+    t = transcribe(audio, TranscribeOptions(model="base"), models=models)
+    assert t.text == _plain(models, audio)
+    assert t.insights["guard"] == []  # nothing was dropped or re-decoded on ordinary speech
+    for s in t.segments:
+        assert join_words(s.words) == s.text
+    assert models.loads["faster-whisper"] == 1
+
+
+def test_audio_decodes_like_faster_whisper(shared_eval):
+    """vidtrans's ffmpeg decode gives the samples faster-whisper's own PyAV decoder gives (stereo 44.1 kHz mp3)."""
+    from faster_whisper import decode_audio
+
+    path = shared_eval / "asr" / "en_librivox_shakespeare_sonnet001.mp3"
+    ours = load_audio(path, AudioOptions(duration=20.0))
+    theirs = decode_audio(str(path))[: ours.size]
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.slow
+def test_model_spacing_kept_on_hyphens_and_contractions(shared_eval, models):
+    """'self-substantial' and "light's" stay single words: the words carry the model's own spacing."""
+    audio = load_audio(shared_eval / "asr" / "en_librivox_shakespeare_sonnet001.mp3", AudioOptions(start=14.4, duration=16.0))
+    t = transcribe(audio, TranscribeOptions(model="base", language="en"), models=models)
+    assert "self-substantial" in t.text, t.text
+    assert "self -substantial" not in join_words(t.words)
+    texts = [w.text for w in t.words]
+    hyphen = texts.index(next(x for x in texts if x.lstrip().startswith("-") or x.strip() == "-substantial"))
+    assert not texts[hyphen].startswith(" ")  # the piece after the hyphen has no leading space
+    assert any(x.startswith(" ") and "'" in x for x in texts), texts  # a contraction is one spaced word
+    back = type(t).from_json(t.to_json())
+    assert join_words(back.words) == join_words(t.words)
+
+
+# --------------------------------------------------------------------------- guards
+def test_find_repetition_separates_loops_from_speech():
+    f = local.find_repetition
+    assert f("No, no, no. I said no.") is None
+    assert f("I really really want it") is None
+    loop = f("Thank you. " * 8)
+    assert loop == {"ngram": "thank you", "n": 2, "repeats": 8, "words": 16}
+    assert f("and so we went to the market and then " + "the end of the line, " * 4)["ngram"] == "the end of the line"
+    assert f("谢谢" * 10)["n"] in (1, 2)  # CJK counts characters
+    assert f("a b c d e f g h i j") is None
+
+
+def test_repetition_loop_is_redecoded_and_recorded(sample_wav, models, monkeypatch):
+    """A segment that loops is decoded again unprompted; the better text is kept and meta says so."""
+    audio = load_audio(sample_wav)
+    real_convert = local.convert_segment
+    looped = []
+
+    def convert(fw, offset=0.0):  # make the first decoded segment of the main pass loop
+        seg = real_convert(fw, offset)
+        if not looped and offset == 0.0:
+            looped.append(seg)
+            return local.Segment(seg.start, seg.end, seg.text + " thank you" * 6, seg.words, meta=seg.meta)
+        return seg
+
+    monkeypatch.setattr(local, "convert_segment", convert)
+    t = transcribe(audio, TranscribeOptions(model="tiny.en"), models=models)
+    first = t.segments[0]
+    assert first.meta["guard"]["action"].startswith("re-decoded")
+    assert first.meta["guard"]["repetition"]["ngram"] == "thank you"
+    assert "thank you thank you" not in t.text.lower()
+    assert t.insights["redecodes"] >= 1 and t.insights["guard"][0]["action"].startswith("re-decoded")
+
+
+# --------------------------------------------------------------------------- batched decoding
+def test_batch_size_choice():
+    assert local.choose_batch_size("cpu") == 1
+    assert local.choose_batch_size("cpu", requested=4) == 4
+    assert local.choose_batch_size("cuda") == 8
+    assert local.choose_batch_size("cuda", gpu_free_bytes=40 * 1024**3, model_name="large-v3") == 32
+    assert local.choose_batch_size("cuda", gpu_free_bytes=6 * 1024**3, model_name="large-v3") == 6
+    with pytest.raises(Exception):
+        local.choose_batch_size("cpu", requested=-1)
+    assert local.batch_chunks([(0.0, 10.0), (11.0, 25.0), (30.0, 95.0)]) == [(0.0, 25.0), (30.0, 51.667), (51.667, 73.333), (73.333, 95.0)]
+
+
+def test_gpu_compute_type_choice(monkeypatch):
+    import ctranslate2
+
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 1)
+    monkeypatch.setattr(ctranslate2, "get_supported_compute_types", lambda d: {"float16", "int8_float16", "int8", "float32"} if d == "cuda" else {"int8", "float32"})
+    c = local.choose_device("auto", "default", 0)
+    assert (c.device, c.compute_type) == ("cuda", "float16")
+    assert local.choose_device("cuda", "int8_float16", 0).compute_type == "int8_float16"
+
+
+@pytest.mark.slow
+def test_batched_and_sequential_agree_on_real_speech(sample_wav, sample_reference_text, models):
+    audio = load_audio(sample_wav)
+    seq = transcribe(audio, TranscribeOptions(model="tiny.en"), models=models)
+    bat = transcribe(audio, TranscribeOptions(model="tiny.en", extra={"batch_size": 4}), models=models)
+    assert seq.insights["batch_size"] == 1 and bat.insights["batch_size"] == 4
+    assert _wer(seq.text, bat.text) <= 0.15, (seq.text, bat.text)
+    assert abs(_wer(sample_reference_text, bat.text) - _wer(sample_reference_text, seq.text)) <= 0.1
+    assert bat.words and all(a.start <= b.start for a, b in zip(bat.words, bat.words[1:]))
+
+
+# --------------------------------------------------------------------------- memory
+def test_lean_features_equal_and_flat(sample_wav):
+    """Block-wise log-mel equals faster-whisper's (to float32 rounding) and needs ~its output's memory."""
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    from vidtrans.transcribe._features import LeanFeatureExtractor
+
+    one = load_audio(sample_wav)
+    audio = np.tile(one, 4)  # 2 minutes
+    ref = FeatureExtractor()(audio)
+    lean = LeanFeatureExtractor()(audio)
+    assert lean.shape == ref.shape
+    assert np.abs(lean - ref).max() <= 1e-6
+    np.testing.assert_array_equal(LeanFeatureExtractor()(one[:20000]), FeatureExtractor()(one[:20000]))
+
+    long = np.tile(one, 40)  # 20 minutes
+    tracemalloc.start()
+    out = LeanFeatureExtractor()(long)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    # faster-whisper's own extractor peaks at ~15x its output (frames, complex spectrum, power)
+    assert peak <= out.nbytes * 1.5 + 40e6, (peak / 1e6, out.nbytes / 1e6)
+
+
+@pytest.mark.slow
+def test_long_tiled_input_runs_with_bounded_rss(sample_wav, tmp_path):
+    """4 minutes of real speech through the engine (block-wise features forced) in a child: RSS stays bounded."""
+    import subprocess
+    import sys
+
+    code = f"""
+import json, resource, sys, numpy as np
+from vidtrans.audio import load_audio
+from vidtrans.transcribe import TranscribeOptions, transcribe
+one = load_audio({str(sample_wav)!r})
+opts = TranscribeOptions(model="tiny.en", beam_size=1, extra={{"lean_features_seconds": 60}})
+short = transcribe(one, opts)
+r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+long = transcribe(np.tile(one, 8), opts)
+r1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"r0": r0, "r1": r1, "short": len(short.words), "long": len(long.words), "dur": long.duration}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["dur"] == pytest.approx(240.0, abs=0.5)
+    assert r["long"] >= 8 * r["short"] * 0.8  # every tile transcribed
+    # 7 more copies of 30 s of audio is ~13 MB of samples; growth stays far below whole-file features (~250 MB)
+    assert (r["r1"] - r["r0"]) / 1024 <= 150, r
+
+
+# --------------------------------------------------------------------------- pipeline reuse
+@pytest.mark.slow
+def test_pipeline_reuses_models_across_two_files(sample_wav, shared_eval, tmp_path):
+    from vidtrans.pipeline import PipelineOptions, run
+
+    cache = ModelCache()
+    opts = PipelineOptions(out_dir=str(tmp_path), model="tiny.en", formats=("json",), diarize_preset="fast")
+    r1 = run(str(sample_wav), opts, models=cache)
+    r2 = run(str(shared_eval / "asr" / "en_jfk_inaugural.flac"), opts, models=cache)
+    assert cache.loads == {"faster-whisper": 1}
+    assert r1.transcript.speakers and r2.transcript.words
+    assert "diarize" in r1.timings and "transcribe" in r1.timings
+
+
+# --------------------------------------------------------------------------- model names
+def test_every_whisper_size_by_name_offline(monkeypatch, tmp_path):
+    """Every size is a known name: packaged ones load offline, the rest fail offline naming what is local."""
+    from faster_whisper.utils import available_models
+
+    from vidtrans.models import WHISPER_SIZES, ModelNotAvailableError, resolve_model
+
+    assert set(available_models()) <= set(WHISPER_SIZES)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    for name in WHISPER_SIZES:
+        if name in ("base", "tiny.en"):
+            assert (resolve_model(name) / "model.bin").is_file()
+            continue
+        with pytest.raises(ModelNotAvailableError, match=r"offline models: base, tiny.en") as e:
+            resolve_model(name)
+        assert repr(name) in str(e.value)
+    assert resolve_model("Tiny.EN") == resolve_model("tiny.en")
+
+
+def test_hub_size_in_local_cache_resolves_offline(monkeypatch, tmp_path):
+    """A size downloaded earlier (Hugging Face cache layout) is used offline and listed as available."""
+    from vidtrans.models import list_models, resolve_model
+
+    hub = tmp_path / "hf" / "hub" / "models--Systran--faster-whisper-small"
+    snap = hub / "snapshots" / "0123456789abcdef0123456789abcdef01234567"
+    snap.mkdir(parents=True)
+    (snap / "model.bin").write_bytes(b"\0" * 16)
+    (snap / "config.json").write_text("{}")
+    (hub / "refs").mkdir()
+    (hub / "refs" / "main").write_text(snap.name)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    import huggingface_hub.constants as hc
+
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    assert resolve_model("small") == snap
+    assert "small" in [m.name for m in list_models() if m.available]
