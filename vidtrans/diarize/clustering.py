@@ -63,7 +63,7 @@ class ClusterParams:
     #: average-linkage AHC stops merging window clusters below this cosine similarity
     threshold: float = 0.4
     #: a cluster is a speaker only with at least this much clean speech (seconds) ...
-    min_speaker_seconds: float = 0.5
+    min_speaker_seconds: float = 0.25
     #: ... and at least this fraction of the clean windows
     min_speaker_fraction: float = 0.03
     #: speakers whose centroids are more similar than this are merged (count estimated only)

@@ -54,6 +54,8 @@ class Features:
     chunks: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     #: segmentation frame centres relative to a chunk start
     rel: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: mean number of active local speakers per frame over the chunks covering it (None: from chunks)
+    soft_count: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -111,7 +113,7 @@ def analyze(src: _AudioSource, opts: DiarizeOptions, progress: ProgressCallback 
     windows = np.concatenate(wins) if wins else np.zeros((0, 2))
     emb = np.concatenate(embs) if embs else np.zeros((0, 192), np.float32)
     nfr = blocks[0].seg.shape[1] if blocks else 0
-    return Features(
+    feats = Features(
         duration=duration, grid=grid, count=count, windows=windows, emb=emb,
         purity=window_purity(windows, count, grid), hop=preset.hop,
         chunks=[(b.chunk_starts, b.seg) for b in blocks], rel=segmenter.frame_offsets(nfr),
@@ -122,6 +124,8 @@ def analyze(src: _AudioSource, opts: DiarizeOptions, progress: ProgressCallback 
             "blocks": len(blocks), "windows": int(len(emb)), "timings": timings,
         },
     )
+    feats.soft_count = soft_count(feats)
+    return feats
 
 
 def cluster_params(opts: DiarizeOptions, base: ClusterParams = DEFAULT_CLUSTER) -> ClusterParams:
@@ -219,6 +223,12 @@ def speaker_count(feats: Features, threshold: float = 0.5) -> np.ndarray:
     of local speakers active, rounded up from ``k - 1 + threshold`` (0.5 = pyannote's rounding)."""
     if not feats.chunks:
         return feats.count
+    soft = feats.soft_count if feats.soft_count is not None else soft_count(feats)
+    return np.floor(soft + 1.0 - threshold + 1e-9).clip(0, 255).astype(np.uint8)
+
+
+def soft_count(feats: Features) -> np.ndarray:
+    """Mean number of active local speakers per global frame over the chunks covering it."""
     T = feats.grid.size
     total = np.zeros(T)
     n = np.zeros(T)
@@ -228,8 +238,7 @@ def speaker_count(feats: Features, threshold: float = 0.5) -> np.ndarray:
             idx = np.clip(feats.grid.index(c0 + feats.rel), 0, T - 1)
             np.add.at(total, idx, a)
             np.add.at(n, idx, 1.0)
-    soft = total / np.maximum(n, 1.0)
-    return np.floor(soft + 1.0 - threshold + 1e-9).clip(0, 255).astype(np.uint8)
+    return (total / np.maximum(n, 1.0)).astype(np.float32)
 
 
 def local_speaker_bound(feats: Features, params: ClusterParams) -> int:
