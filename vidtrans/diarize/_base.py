@@ -74,7 +74,9 @@ class DiarizeOptions:
     block_seconds: float = 600.0
     #: above this many embedding windows, cluster an evenly spaced subset and assign the rest
     max_cluster_points: int = 1500
-    #: CPU threads for torch; 0 = leave torch's setting alone
+    #: CPU threads for torch during this call (restored afterwards); 0 = use torch's current setting
+    #: (``torch.get_num_threads()``).  torch's thread count is process-wide: when diarizing in a thread
+    #: next to other work, set it once up front and leave this at 0.
     num_threads: int = 0
 
     def validate(self) -> None:
@@ -92,6 +94,8 @@ class DiarizeOptions:
             )
         if self.threshold is not None and not 0.0 < self.threshold <= 1.0:
             raise ConfigurationError(f"threshold must be a cosine similarity in (0, 1], got {self.threshold}")
+        if not isinstance(self.num_threads, int) or self.num_threads < 0:
+            raise ConfigurationError(f"num_threads must be 0 (torch's setting) or a positive integer, got {self.num_threads!r}")
         if self.block_seconds < 30:
             raise ConfigurationError(f"block_seconds must be at least 30, got {self.block_seconds}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
