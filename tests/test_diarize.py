@@ -103,7 +103,7 @@ def test_ami_meetings_with_three_speakers_count_within_one(shared_eval, shared_m
     d = dz.diarize(shared_eval / entry["file"])
     assert abs(len(d.speakers) - entry["speakers"]) <= 1, (d.speakers, entry["speakers"])
     assert len(d.speakers) >= 2
-    assert der(ref, d.to_annotation())["der"] < 0.5  # measured 45.4 % and 38.7 % (LOO 43.4 / 38.7)
+    assert der(ref, d.to_annotation())["der"] < 0.5  # measured 45.6 % and 38.3 % (LOO 43.6 / 38.3)
 
 
 @pytest.mark.slow

@@ -224,7 +224,7 @@ def speaker_count(feats: Features, threshold: float = 0.5) -> np.ndarray:
     if not feats.chunks:
         return feats.count
     soft = feats.soft_count if feats.soft_count is not None else soft_count(feats)
-    return np.floor(soft + 1.0 - threshold + 1e-9).clip(0, 255).astype(np.uint8)
+    return np.floor(soft + 1.0 - threshold - 1e-6).clip(0, 255).astype(np.uint8)  # a tie (0.5) is not speech, as np.rint
 
 
 def soft_count(feats: Features) -> np.ndarray:
