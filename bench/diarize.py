@@ -1,39 +1,51 @@
-"""Diarization benchmark: DER, speaker count, speed and memory of vidtrans' offline diarizer.
+"""Diarization benchmark: DER, speaker count, leave-one-clip-out tuning, long inputs and speed.
 
-Compares, in the same run and on the same models (segmentation-3.0 + CAM++,
-both from PyPI wheels):
+What it measures, in one run:
 
-* ``vidtrans/<preset>`` -- :func:`vidtrans.diarize.diarize` (short-window
-  CAM++ embeddings + spectral clustering, refined by segmentation);
-* ``pyannote-recipe`` -- the peer: pyannote 3.1 / WhisperX's algorithm
-  (one embedding per 10 s chunk and local speaker, agglomerative clustering,
-  pyannote's own reconstruction), built from pyannote.audio's classes because
-  the hosted pipeline needs a token and a network.
+* **every clip** of ``../shared/eval`` diarization (pyannote sample + 9 AMI
+  excerpts) and every single-speaker clip of ``../shared/eval`` asr: DER
+  without collar inside 0-30 s (miss / false alarm / confusion), speakers
+  found vs true;
+* **leave-one-clip-out (LOO)** figures for the clustering parameters
+  (threshold, minimum speaker size, merge threshold): for each clip, the grid
+  point that minimises the objective on *all the other clips* (meetings and
+  single-speaker clips) is applied to the held clip.  Objective on the
+  training clips = mean DER of the multi-speaker clips + 0.05 x mean
+  |count error| + 0.5 x share of single-speaker clips not found as one speaker;
+* the shipped defaults (``vidtrans.diarize.clustering.ClusterParams()``) and
+  the true speaker count given (oracle: must not be worse);
+* the peer in the same run: pyannote 3.1 / WhisperX's algorithm (one CAM++
+  embedding per 10 s chunk and local speaker, pyannote's agglomerative
+  clustering and reconstruction) built from pyannote.audio's classes on the
+  same offline models, since the hosted pipeline needs a token and network;
+* **long inputs**: concatenations of dev clips (minutes) with merged
+  references (AMI speaker ids are global, so a speaker heard in two clips is
+  one speaker);
+* **speed**: real-time factor on a 10-minute file including model loading,
+  each run in a fresh process, vidtrans and the peer alternating, at 1 and 2
+  torch threads (the machine is shared: compare the ratio, not the seconds).
 
-Data: the pyannote sample and the AMI excerpts listed in ``../shared/eval``
-(only the wheel's sample when that folder is absent).  DER from
-pyannote.metrics without collar and with a 0.25 s collar, split into missed
-speech / false alarm / speaker confusion.  Each configuration runs in a fresh
-subprocess so peak RSS is its own.  ``--long`` adds tiled copies of the
-sample (minutes) to show memory against length.
-
-    .venv/bin/python bench/diarize.py                 # accuracy + speed table
-    .venv/bin/python bench/diarize.py --long 5,20     # + memory on 5 and 20 min
-    .venv/bin/python bench/diarize.py --systems "" --long 10,30   # memory check only
+    .venv/bin/python bench/diarize.py                   # everything (about 15-25 min on 2 busy cores)
+    .venv/bin/python bench/diarize.py --skip-speed --skip-peer --cache /tmp/diar-cache
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import itertools
 import json
 import os
+import pickle
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -41,30 +53,141 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 SHARED = Path(os.environ.get("VIDTRANS_SHARED_EVAL", ROOT.parent / "shared" / "eval"))
 
+#: the grid searched by leave-one-clip-out (ClusterParams fields)
+GRID = {
+    "threshold": [0.3, 0.4, 0.5],
+    "min_speaker_seconds": [0.25, 0.5, 1.0, 2.0],
+    "merge": [0.7, 0.8, 0.9],
+    "local_seconds": [0.0, 1.0, 2.0, 3.0],
+}
+
 
 def items() -> list[dict]:
+    """Diarization clips (with RTTM) and single-speaker clips (count only)."""
     man = SHARED / "manifest.json"
-    if man.exists():
-        data = json.loads(man.read_text())["diarization"]
-        return [
-            {"name": Path(e["file"]).stem, "audio": str(SHARED / e["file"]), "rttm": str(SHARED / e["rttm"]),
-             "speakers": e["speakers"], "uem": e.get("uem", [0.0, e["audio"]["duration_s"]])}
-            for e in data
-        ]
-    d = Path(list(importlib.util.find_spec("pyannote.audio").submodule_search_locations)[0]) / "sample"
-    return [{"name": "pyannote_sample", "audio": str(d / "sample.wav"), "rttm": str(d / "sample.rttm"), "speakers": 2, "uem": [0, 30]}]
+    if not man.exists():
+        d = Path(list(importlib.util.find_spec("pyannote.audio").submodule_search_locations)[0]) / "sample"
+        return [{"name": "pyannote_sample", "audio": str(d / "sample.wav"), "rttm": str(d / "sample.rttm"),
+                 "speakers": 2, "uem": (0.0, 30.0), "kind": "sample"}]
+    data = json.loads(man.read_text())
+    out = []
+    for e in data["diarization"]:
+        name = Path(e["file"]).stem
+        out.append({"name": name, "audio": str(SHARED / e["file"]), "rttm": str(SHARED / e["rttm"]),
+                    "speakers": e["speakers"], "uem": tuple(e.get("uem") or (0.0, 30.0)),
+                    "kind": "ami" if name.startswith("ami") else "sample"})
+    for e in data["asr"]:
+        if e.get("speakers", 1) == 1:
+            out.append({"name": Path(e["file"]).stem, "audio": str(SHARED / e["file"]), "rttm": None,
+                        "speakers": 1, "uem": None, "kind": "single", "duration": e["audio"]["duration_s"]})
+    return out
+
+
+def reference(item):
+    from vidtrans import diarize as dz
+
+    return next(iter(dz.read_rttm(item["rttm"]).values())) if item["rttm"] else None
+
+
+# --------------------------------------------------------------------------- features (model work, cached)
+def features(item: dict, preset: str, cache: Path | None):
+    from vidtrans.diarize import DiarizeOptions, _base, local
+
+    key = None
+    if cache:
+        st = Path(item["audio"]).stat()
+        key = cache / preset / f"{item['name']}-{st.st_size}-{int(st.st_mtime)}.pkl"
+        if key.exists():
+            f = pickle.loads(key.read_bytes())
+            if getattr(f, "soft_count", None) is None:
+                f.soft_count = local.soft_count(f)
+            return f
+    audio = item["audio"] if "array" not in item else item["array"]
+    f = local.analyze(_base._AudioSource(audio), DiarizeOptions(preset=preset))
+    if key:
+        key.parent.mkdir(parents=True, exist_ok=True)
+        key.write_bytes(pickle.dumps(f))
+    return f
+
+
+def _frames(turns, labels: list, lo: float, hi: float, step: float) -> np.ndarray:
+    n = int(round((hi - lo) / step))
+    m = np.zeros((n, max(1, len(labels))), dtype=bool)
+    for t in turns:
+        a, b = int(round((max(t.start, lo) - lo) / step)), int(round((min(t.end, hi) - lo) / step))
+        if b > a:
+            m[a:b, labels.index(t.speaker)] = True
+    return m
+
+
+def frame_der(ref, hyp, uem: tuple[float, float], step: float = 0.01) -> dict:
+    """DER without collar on a 10 ms grid with the optimal one-to-one speaker mapping (as pyannote.metrics)."""
+    from scipy.optimize import linear_sum_assignment
+
+    rl, hl = sorted({t.speaker for t in ref}), sorted({t.speaker for t in hyp})
+    r, h = _frames(ref, rl, *uem, step), _frames(hyp, hl, *uem, step)
+    nr, nh = r.sum(1), h.sum(1)
+    co = r.T.astype(np.float64) @ h.astype(np.float64)
+    rows, cols = linear_sum_assignment(co, maximize=True)
+    correct = np.zeros(len(r))
+    for i, j in zip(rows, cols):
+        correct += r[:, i] & h[:, j]
+    total = max(float(nr.sum()), 1e-9)
+    miss = np.maximum(nr - nh, 0).sum()
+    fa = np.maximum(nh - nr, 0).sum()
+    conf = (np.minimum(nr, nh) - correct).sum()
+    return {"der": (miss + fa + conf) / total, "miss": miss / total, "fa": fa / total, "conf": conf / total}
+
+
+def score(d, item, ref=None, exact: bool = False) -> dict:
+    """DER (no collar) and its parts inside the item's UEM, and the speaker count.
+
+    ``exact`` uses pyannote.metrics; otherwise a 10 ms frame DER that agrees with it to about 0.1 point
+    (checked in the defaults table) and is fast enough for the parameter grid.
+    """
+    out = {"spk": len(d.speakers), "true": item["speakers"]}
+    ref = ref if ref is not None else reference(item)
+    if ref is None:
+        return out
+    if not exact:
+        return out | frame_der(ref, list(d.turns) if hasattr(d, "turns") else _ann_turns(d.to_annotation()), item["uem"])
+    from pyannote.core import Segment, Timeline
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    from vidtrans import diarize as dz
+
+    m = DiarizationErrorRate(collar=0.0)(dz.turns_to_annotation(ref), d.to_annotation(),
+                                        uem=Timeline([Segment(*item["uem"])]), detailed=True)
+    tot = m["total"] or 1.0
+    return out | {"der": m["diarization error rate"], "miss": m["missed detection"] / tot,
+                  "fa": m["false alarm"] / tot, "conf": m["confusion"] / tot}
+
+
+def _ann_turns(ann):
+    from vidtrans import diarize as dz
+
+    return dz.annotation_to_turns(ann)
+
+
+def objective(rows: list[dict]) -> float:
+    multi = [r for r in rows if "der" in r]
+    single = [r for r in rows if "der" not in r]
+    j = 0.0
+    if multi:
+        j += np.mean([r["der"] for r in multi]) + 0.05 * np.mean([abs(r["spk"] - r["true"]) for r in multi])
+    if single:
+        j += 0.5 * np.mean([r["spk"] != 1 for r in single])
+    return float(j)
 
 
 # --------------------------------------------------------------------------- the peer recipe
-def pyannote_recipe(audio_path: str, num_speakers=None, threshold: float = 0.7, min_cluster_size: int = 12):
+def pyannote_recipe(audio, num_speakers=None, threshold: float = 0.7, min_cluster_size: int = 12):
     """pyannote 3.1's SpeakerDiarization algorithm with the offline models (returns an Annotation)."""
-    import numpy as np
     import torch
     from pyannote.audio import Inference
     from pyannote.audio.pipelines.clustering import AgglomerativeClustering
     from pyannote.audio.pipelines.speaker_diarization import SpeakerDiarization
     from pyannote.audio.pipelines.utils import SpeakerDiarizationMixin
-    from pyannote.core import SlidingWindowFeature
 
     from vidtrans.audio import load_audio
     from vidtrans.diarize_models import load_embedding_model, load_segmentation_model
@@ -72,7 +195,7 @@ def pyannote_recipe(audio_path: str, num_speakers=None, threshold: float = 0.7, 
     seg = load_segmentation_model("cpu")
     emb = load_embedding_model("cpu")
     rf = seg.receptive_field
-    audio = load_audio(audio_path)
+    audio = load_audio(audio) if not isinstance(audio, np.ndarray) else audio
     inf = Inference(seg, duration=10.0, step=1.0, skip_aggregation=True, batch_size=8)
     segs = inf({"waveform": torch.from_numpy(audio)[None], "sample_rate": 16000})
     count = SpeakerDiarizationMixin.speaker_count(segs, rf, warm_up=(0.0, 0.0))
@@ -94,113 +217,264 @@ def pyannote_recipe(audio_path: str, num_speakers=None, threshold: float = 0.7, 
     hard, _, _ = clustering(embeddings=embs, segmentations=segs, num_clusters=num_speakers)
     hard[np.sum(segs.data, axis=1) == 0] = -2
     count.data = np.minimum(count.data, hard.max() + 1).astype(np.int8)
-    mixin = SpeakerDiarizationMixin()
-    discrete = SpeakerDiarization.reconstruct(mixin, segs, hard, count)
-    assert isinstance(discrete, SlidingWindowFeature)
+    discrete = SpeakerDiarization.reconstruct(SpeakerDiarizationMixin(), segs, hard, count)
     return SpeakerDiarizationMixin.to_annotation(discrete)
 
 
-# --------------------------------------------------------------------------- one measurement (subprocess)
-def worker(args) -> None:
+class _PeerResult:
+    def __init__(self, ann):
+        self.ann = ann
+        self.speakers = tuple(ann.labels())
+
+    def to_annotation(self):
+        return self.ann
+
+
+# --------------------------------------------------------------------------- report helpers
+def pct(x) -> str:
+    return f"{100 * x:5.1f}" if x is not None else "    -"
+
+
+def row(name, r, extra="") -> str:
+    name = name if len(name) <= 30 else name[:19] + "…" + name[-10:]
+    return (f"{name:30} {r['spk']:>3}/{r['true']:<3} {pct(r.get('der'))} {pct(r.get('miss'))} {pct(r.get('fa'))} "
+            f"{pct(r.get('conf'))} {extra}")
+
+
+HEADER = f"{'clip':30} {'spk':>7} {'DER':>5} {'miss':>5} {'FA':>5} {'conf':>5}"
+
+
+def summary(label: str, rows: list[dict]) -> str:
+    ami = [r for r in rows if r.get("kind") == "ami"]
+    single = [r for r in rows if r.get("kind") == "single"]
+    s = f"{label:30}"
+    if ami:
+        der = np.mean([r["der"] for r in ami])
+        exact = sum(r["spk"] == r["true"] for r in ami)
+        worst = max(abs(r["spk"] - r["true"]) for r in ami)
+        parts = {k: np.mean([r[k] for r in ami]) for k in ("miss", "fa", "conf")}
+        s += (f" AMI mean DER {100 * der:5.1f} % (miss {100 * parts['miss']:.1f}, FA {100 * parts['fa']:.1f}, "
+              f"conf {100 * parts['conf']:.1f}); count exact {exact}/{len(ami)}, worst off by {worst}")
+    if single:
+        s += f"; single-speaker clips = 1 speaker: {sum(r['spk'] == 1 for r in single)}/{len(single)}"
+    return s
+
+
+# --------------------------------------------------------------------------- accuracy + LOO
+def accuracy(args) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from pyannote.core import Segment, Timeline
-    from pyannote.metrics.diarization import DiarizationErrorRate
+    from vidtrans import diarize as dz
+    from vidtrans.diarize import local
+    from vidtrans.diarize.clustering import ClusterParams
 
+    cache = Path(args.cache) if args.cache else None
+    its = items()
+    print(f"data={SHARED if (SHARED / 'manifest.json').exists() else 'wheel sample only'}  preset={args.preset}  "
+          f"threads={args.threads}  clips={len(its)}", flush=True)
+    feats, refs = {}, {}
+    t0 = time.perf_counter()
+    for it in its:
+        feats[it["name"]] = features(it, args.preset, cache)
+        refs[it["name"]] = reference(it)
+    print(f"features of {len(its)} clips: {time.perf_counter() - t0:.0f} s", flush=True)
+    opts = dz.DiarizeOptions(preset=args.preset)
+
+    def run(it, params, **kw):
+        d = local.label(feats[it["name"]], replace(opts, **kw), params)
+        return score(d, it, refs[it["name"]]) | {"kind": it["kind"], "name": it["name"]}
+
+    # grid: every clip under every parameter set (labelling is cheap; the models ran once)
+    keys = list(GRID)
+    combos = [dict(zip(keys, v)) for v in itertools.product(*GRID.values())]
+    t0 = time.perf_counter()
+    table = {i: {it["name"]: run(it, replace(ClusterParams(), **c)) for it in its} for i, c in enumerate(combos)}
+    print(f"grid of {len(combos)} parameter sets scored in {time.perf_counter() - t0:.0f} s\n", flush=True)
+
+    # leave one clip out
+    print("LEAVE-ONE-CLIP-OUT (parameters tuned on all other clips, scored on the held clip)")
+    print(HEADER + "  chosen " + " ".join(keys))
+    loo_rows, chosen = [], []
+    for it in its:
+        others = [o["name"] for o in its if o["name"] != it["name"]]
+        best = min(table, key=lambda i: (objective([table[i][o] for o in others]), i))
+        r = table[best][it["name"]]
+        loo_rows.append(r)
+        chosen.append(best)
+        print(row(it["name"], r, "  " + " ".join(f"{combos[best][k]:g}" for k in keys)), flush=True)
+    print(summary("LOO", loo_rows))
+    best_all = min(table, key=lambda i: (objective(list(table[i].values())), i))
+    print(f"tuned on all clips: {combos[best_all]}  (shipped default: "
+          f"{ {k: getattr(ClusterParams(), k) for k in keys} })")
+    print(f"parameter sets chosen across folds: { {str(combos[c]): chosen.count(c) for c in set(chosen)} }\n")
+
+    # shipped defaults and the oracle count
+    print("SHIPPED DEFAULTS (estimated count) and with the true count given (oracle)")
+    print(HEADER + "   oracle DER   (pyannote.metrics DER)")
+    dflt, orac = [], []
+    for it in its:
+        r = run(it, ClusterParams())
+        o = run(it, ClusterParams(), num_speakers=it["speakers"])
+        dflt.append(r)
+        orac.append(o)
+        ex = score(local.label(feats[it["name"]], opts, ClusterParams()), it, refs[it["name"]], exact=True)
+        print(row(it["name"], r, f"  {pct(o.get('der'))}  spk {o['spk']}   ({pct(ex.get('der'))})"), flush=True)
+    print(summary("defaults", dflt))
+    print(summary("defaults + true count", orac))
+    print()
+
+    if not args.skip_peer:
+        print("PEER: pyannote 3.1 recipe with the same offline models (threshold 0.7, centroid AHC)")
+        print(HEADER)
+        peer = []
+        for it in its:
+            r = score(_PeerResult(pyannote_recipe(it["audio"])), it, refs[it["name"]]) | {"kind": it["kind"]}
+            peer.append(r)
+            print(row(it["name"], r), flush=True)
+        print(summary("peer", peer))
+        print()
+
+    if not args.skip_long:
+        long_inputs(args, cache)
+
+
+# --------------------------------------------------------------------------- long inputs
+#: concatenations of dev clips: (name, clips); speakers merge by AMI id
+CONCATS = [
+    ("dev00+dev01 (same 2 people)", ["ami_dev00", "ami_dev01"]),
+    ("trn00+trn03 (3 people)", ["ami_trn00", "ami_trn03"]),
+    ("trn04+trn05 (7 people)", ["ami_trn04", "ami_trn05"]),
+    ("dev00+trn06 (5 people)", ["ami_dev00", "ami_trn06"]),
+    ("trn05+trn06+trn08 (11 people)", ["ami_trn05", "ami_trn06", "ami_trn08"]),
+    ("all 9 AMI (4.5 min, 21 people)", ["ami_dev00", "ami_dev01", "ami_trn00", "ami_trn03", "ami_trn04",
+                                        "ami_trn05", "ami_trn06", "ami_trn08", "ami_trn09"]),
+    ("single-speaker clips x6 (6 people)", None),
+]
+
+
+def concat(names: list[str], by_name: dict) -> tuple[np.ndarray, list, int]:
+    """Audio, merged reference turns and true speaker count of clips played one after the other."""
+    from vidtrans.audio import load_audio
+    from vidtrans.schema import SpeakerTurn
+
+    wavs, ref, t = [], [], 0.0
+    for n in names:
+        it = by_name[n]
+        w = load_audio(it["audio"])[: int(30 * 16000)] if it["rttm"] else load_audio(it["audio"])
+        wavs.append(w)
+        if it["rttm"]:
+            ref += [SpeakerTurn(x.start + t, min(x.end, 30.0) + t, x.speaker) for x in reference(it) if x.start < 30.0]
+        else:
+            ref.append(SpeakerTurn(t, t + w.size / 16000, it["name"]))
+        t += w.size / 16000
+    return np.concatenate(wavs), ref, len({x.speaker for x in ref})
+
+
+def long_inputs(args, cache) -> None:
+    from vidtrans import diarize as dz
+    from vidtrans.diarize import _base, local
+
+    by_name = {it["name"]: it for it in items()}
+    if "ami_dev00" not in by_name:
+        return
+    singles = [n for n, it in by_name.items() if it["kind"] == "single" and it.get("duration", 0) >= 5][:6]
+    print("LONG INPUTS (dev clips played one after the other; reference merged by speaker id; shipped defaults)")
+    print(f"{'input':36} {'min':>4} {'spk':>7} {'DER':>5} {'miss':>5} {'FA':>5} {'conf':>5}  oracle DER")
+    for label, names in CONCATS:
+        names = names or singles
+        audio, ref, n_true = concat(names, by_name)
+        it = {"speakers": n_true, "uem": (0.0, audio.size / 16000), "rttm": None}
+        opts = dz.DiarizeOptions(preset=args.preset)
+        feats = local.analyze(_base._AudioSource(audio), opts)  # the models run once; label twice
+        d, o = local.label(feats, opts), local.label(feats, replace(opts, num_speakers=n_true))
+        r, ro = score(d, it, ref), score(o, it, ref)
+        print(f"{label:36} {audio.size / 16000 / 60:4.1f} {r['spk']:>3}/{n_true:<3} {pct(r['der'])} {pct(r['miss'])} "
+              f"{pct(r['fa'])} {pct(r['conf'])}  {pct(ro['der'])}", flush=True)
+    print()
+
+
+# --------------------------------------------------------------------------- speed (fresh processes)
+def speed_worker(args) -> None:
+    t_proc = time.perf_counter()
+    import torch
+
+    torch.set_num_threads(args.threads)
     from vidtrans import diarize as dz
     from vidtrans.audio import probe
-
-    # load models before timing (both systems share them; loading is a one-off cost)
     from vidtrans.diarize_models import load_embedding_model, load_segmentation_model
 
-    load_segmentation_model("cpu"), load_embedding_model("cpu")
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    duration = probe(args.audio).duration
     t0 = time.perf_counter()
-    if args.system == "pyannote-recipe":
-        hyp = pyannote_recipe(args.audio, num_speakers=args.num_speakers)
-        n_spk = len(hyp.labels())
+    load_segmentation_model("cpu"), load_embedding_model("cpu")
+    t_load = time.perf_counter() - t0
+    duration = probe(args.audio).duration
+    if args.system == "peer":
+        n = len(pyannote_recipe(args.audio).labels())
     else:
-        d = dz.diarize(args.audio, dz.DiarizeOptions(preset=args.system.split("/")[1], num_speakers=args.num_speakers))
-        hyp = d.to_annotation()
-        n_spk = len(d.speakers)
-    elapsed = time.perf_counter() - t0
-    out = {"elapsed": elapsed, "rtf": elapsed / duration, "speakers": n_spk, "duration": duration,
-           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "models_rss_mb": rss0 / 1024}
-    if args.rttm:
-        ref = next(iter(dz.read_rttm(args.rttm).values()))
-        uem = Timeline([Segment(*json.loads(args.uem))])
-        for collar in (0.0, 0.25):
-            m = DiarizationErrorRate(collar=collar)(dz.turns_to_annotation(ref), hyp, uem=uem, detailed=True)
-            key = f"c{collar:g}"
-            out[key] = {"der": m["diarization error rate"], "miss": m["missed detection"] / m["total"],
-                        "fa": m["false alarm"] / m["total"], "conf": m["confusion"] / m["total"]}
-    print("@@" + json.dumps(out))
+        n = len(dz.diarize(args.audio, dz.DiarizeOptions(preset=args.preset)).speakers)
+    t_end = time.perf_counter()
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    print("@@" + json.dumps({"load": t_load, "run": t_end - t0 - t_load, "total": t_end - t0,
+                             "process": t_end - t_proc, "cpu": ru.ru_utime + ru.ru_stime,
+                             "duration": duration, "speakers": n}))
 
 
-def run_one(system: str, audio: str, rttm: str | None, uem, threads: int, num_speakers=None) -> dict:
-    cmd = [sys.executable, __file__, "--worker", "--system", system, "--audio", audio, "--threads", str(threads)]
-    if rttm:
-        cmd += ["--rttm", rttm, "--uem", json.dumps(uem)]
-    if num_speakers:
-        cmd += ["--num-speakers", str(num_speakers)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    for line in proc.stdout.splitlines():
-        if line.startswith("@@"):
-            return json.loads(line[2:])
-    raise RuntimeError(f"{system} on {audio} failed:\n{proc.stderr[-2000:]}")
+def speed(args) -> None:
+    from vidtrans.audio import load_audio, write_wav
+
+    its = [i for i in items() if i["rttm"]]
+    base = np.concatenate([load_audio(i["audio"])[: 30 * 16000] for i in its])
+    print("(on a shared machine wall time depends on the neighbours; CPU time of the process does much less:\n"
+          " with 1 thread and an idle core, CPU-RTF is the wall-clock RTF)")
+    print(f"SPEED: 10-minute file (the {len(its)} diarization clips, tiled with gain changes); RTF = seconds / 600, "
+          "model loading included, fresh process per run, vidtrans and peer alternating")
+    with tempfile.TemporaryDirectory() as tmp:
+        reps = int(np.ceil(600 * 16000 / base.size))
+        audio = np.concatenate([base * g for g in np.linspace(0.6, 1.2, reps)])[: 600 * 16000].astype(np.float32)
+        path = write_wav(Path(tmp) / "ten_minutes.wav", audio)
+        print(f"{'threads':>7} {'system':22} {'load s':>7} {'run s':>7} {'RTF(load+run)':>14} {'RTF(process)':>13} "
+              f"{'CPU-RTF':>8} spk")
+        for threads in (1, 2):
+            res: dict[str, list] = {}
+            for rep in range(args.repeats):
+                for system in ("vidtrans/" + args.preset, "peer"):
+                    cmd = [sys.executable, __file__, "--speed-worker", "--system", system.split("/")[0],
+                           "--preset", args.preset, "--audio", str(path), "--threads", str(threads)]
+                    proc = subprocess.run(cmd, capture_output=True, text=True)
+                    line = next((x for x in proc.stdout.splitlines() if x.startswith("@@")), None)
+                    if line is None:
+                        raise RuntimeError(proc.stderr[-2000:])
+                    r = json.loads(line[2:])
+                    res.setdefault(system, []).append(r)
+                    print(f"{threads:>7} {system:22} {r['load']:7.1f} {r['run']:7.1f} {r['total'] / 600:14.3f} "
+                          f"{r['process'] / 600:13.3f} {r['cpu'] / 600:8.3f} {r['speakers']}", flush=True)
+            v, p = (min(x["total"] for x in res[s]) for s in ("vidtrans/" + args.preset, "peer"))
+            vc, pc = (min(x["cpu"] for x in res[s]) for s in ("vidtrans/" + args.preset, "peer"))
+            print(f"{threads:>7} best-of-{args.repeats}: vidtrans RTF {v / 600:.3f}, peer RTF {p / 600:.3f}, "
+                  f"vidtrans/peer time ratio {v / p:.2f}; CPU seconds per audio second (whole process, "
+                  f"imports included) {vc / 600:.3f} vs {pc / 600:.3f}", flush=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--system", default="vidtrans/balanced")
+    ap.add_argument("--speed-worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--system", default="vidtrans")
     ap.add_argument("--audio")
-    ap.add_argument("--rttm")
-    ap.add_argument("--uem", default="[0, 30]")
-    ap.add_argument("--num-speakers", type=int, default=None)
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    ap.add_argument("--systems", default="pyannote-recipe,vidtrans/fast,vidtrans/balanced")
-    ap.add_argument("--oracle", action="store_true", help="also run with the true speaker count")
-    ap.add_argument("--long", default="", help="comma-separated minutes of tiled sample audio for the memory check")
+    ap.add_argument("--preset", default="accurate")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for the accuracy part (default 1)")
+    ap.add_argument("--cache", default="", help="folder to keep model outputs per clip between runs")
+    ap.add_argument("--repeats", type=int, default=2, help="speed runs per system and thread count")
+    ap.add_argument("--skip-peer", action="store_true")
+    ap.add_argument("--skip-long", action="store_true")
+    ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-accuracy", action="store_true")
     args = ap.parse_args()
-    if args.worker:
-        return worker(args)
-
-    systems = [s for s in args.systems.split(",") if s]  # --systems "" runs only the --long check
-    print(f"threads={args.threads}  cpu={os.cpu_count()}  data={SHARED if (SHARED / 'manifest.json').exists() else 'wheel sample only'}")
-    print(f"{'item':18} {'system':18} {'spk':>7} {'DER':>6} {'miss':>6} {'FA':>6} {'conf':>6} {'DER.25':>7} {'RTF':>6} {'peakMB':>7}")
-    totals: dict[str, list] = {}
-    for it in items() if systems else []:
-        for system in systems:
-            for oracle in ([None, it["speakers"]] if args.oracle else [None]):
-                r = run_one(system, it["audio"], it["rttm"], it["uem"], args.threads, oracle)
-                c0, c25 = r["c0"], r["c0.25"]
-                label = system + (" (oracle)" if oracle else "")
-                print(f"{it['name']:18} {label:18} {r['speakers']:>3}/{it['speakers']:<3} {100 * c0['der']:6.1f} "
-                      f"{100 * c0['miss']:6.1f} {100 * c0['fa']:6.1f} {100 * c0['conf']:6.1f} {100 * c25['der']:7.1f} "
-                      f"{r['rtf']:6.3f} {r['peak_rss_mb']:7.0f}", flush=True)
-                if it["name"].startswith("ami") and not oracle:
-                    totals.setdefault(system, []).append(c0["der"])
-    for system, ders in totals.items():
-        print(f"AMI mean DER (no collar) {system:18} {100 * sum(ders) / len(ders):.1f}%")
-
-    if args.long:
-        from vidtrans.audio import load_audio, write_wav
-        import numpy as np
-
-        sample = [i for i in items() if "sample" in i["name"]][0]["audio"]
-        base = load_audio(sample)
-        print(f"\nmemory vs length (tiled {Path(sample).name}, vidtrans/fast, default 600 s blocks)")
-        print(f"{'minutes':>8} {'RTF':>6} {'peakMB':>7} {'speakers':>8}")
-        with tempfile.TemporaryDirectory() as tmp:
-            for minutes in [float(m) for m in args.long.split(",") if m]:
-                n = int(np.ceil(minutes * 60 / 30))
-                p = write_wav(Path(tmp) / f"long{minutes:g}.wav", np.tile(base, n)[: int(minutes * 60 * 16000)])
-                r = run_one("vidtrans/fast", str(p), None, None, args.threads)
-                print(f"{minutes:8g} {r['rtf']:6.3f} {r['peak_rss_mb']:7.0f} {r['speakers']:>8}", flush=True)
-                p.unlink()
+    if args.speed_worker:
+        return speed_worker(args)
+    if not args.skip_accuracy:
+        accuracy(args)
+    if not args.skip_speed:
+        speed(args)
 
 
 if __name__ == "__main__":

@@ -74,17 +74,66 @@ def test_sample_speakers_found_and_der_bounded(sample_result, sample_reference):
     assert abs(first_hyp.start - first_ref.start) < 0.5
 
 
+def _entry(manifest: dict, name: str) -> dict:
+    return next(e for e in manifest["diarization"] + manifest["asr"] if Path(e["file"]).stem == name)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("item", [1, 2])
-def test_ami_meeting_excerpts(shared_eval, shared_manifest, item):
-    entry = shared_manifest["diarization"][item]
+@pytest.mark.parametrize("name", ["ami_dev00", "ami_dev01"])
+def test_ami_two_speaker_excerpts(shared_eval, shared_manifest, name):
+    entry = _entry(shared_manifest, name)
     ref = next(iter(dz.read_rttm(shared_eval / entry["rttm"]).values()))
     d = dz.diarize(shared_eval / entry["file"])
     assert len(d.speakers) == entry["speakers"]
-    score = der(ref, d.to_annotation(), uem=tuple(entry.get("uem", (0.0, 30.0))))
-    # measured 15.4 % and 22.3 % (no collar); pyannote's own pipeline recipe with the same models: 35 % / 48 %
+    score = der(ref, d.to_annotation(), uem=tuple(entry.get("uem") or (0.0, 30.0)))
+    # see bench/diarize.py for the measured figures; pyannote's recipe with the same models: 35 % / 48 %
     assert score["der"] < 0.30, score
     assert score["confusion"] < 0.10, score
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["ami_trn00", "ami_trn04"])
+def test_ami_meetings_with_three_speakers_count_within_one(shared_eval, shared_manifest, name):
+    """3 people around a table (far field): the count is right within one, DER bounded.
+
+    (Clips where people say only 0.4-1.4 s, trn05/trn08, are still undercounted: see bench/diarize.py.)
+    """
+    entry = _entry(shared_manifest, name)
+    ref = next(iter(dz.read_rttm(shared_eval / entry["rttm"]).values()))
+    d = dz.diarize(shared_eval / entry["file"])
+    assert abs(len(d.speakers) - entry["speakers"]) <= 1, (d.speakers, entry["speakers"])
+    assert len(d.speakers) >= 2
+    assert der(ref, d.to_annotation())["der"] < 0.5  # measured 45.6 % and 38.3 % (LOO 43.6 / 38.3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["en_librivox_sense_and_sensibility_01_austen_64kb-0890", "zh_aishell1_BAC009S0724W0121"])
+def test_one_voice_stays_one_speaker(shared_eval, shared_manifest, name):
+    """A 4-5 s monologue (thin evidence) is one speaker, not three."""
+    d = dz.diarize(shared_eval / _entry(shared_manifest, name)["file"])
+    assert d.speakers == ("Speaker 1",), d.meta
+    assert d.turns and all(t.speaker == "Speaker 1" for t in d.turns)
+
+
+@pytest.mark.slow
+def test_two_clips_played_back_to_back_give_the_merged_count(shared_eval, shared_manifest):
+    """A monologue (JFK, 11 s) then a meeting (dev00, 2 other people): 3 speakers, none across the cut."""
+    from vidtrans.audio import load_audio
+
+    first, second = _entry(shared_manifest, "en_jfk_inaugural"), _entry(shared_manifest, "ami_dev00")
+    a = load_audio(shared_eval / first["file"])
+    cut = a.size / 16000
+    audio = np.concatenate([a, load_audio(shared_eval / second["file"])[: 30 * 16000]])
+    d = dz.diarize(audio)
+    assert len(d.speakers) == 3, d.meta
+
+    def talk(spk, lo, hi):
+        return sum(max(0.0, min(t.end, hi) - max(t.start, lo)) for t in d.exclusive if t.speaker == spk)
+
+    # every speaker talks (almost) only on one side of the cut
+    for spk in d.speakers:
+        before, after = talk(spk, 0, cut), talk(spk, cut, cut + 30)
+        assert min(before, after) <= 0.1 * (before + after), (spk, before, after)
 
 
 @pytest.mark.slow
@@ -181,6 +230,44 @@ def test_assign_speakers_gaps_overlaps_and_splits():
     assert dz.assign_speakers(t2, turns).segments[0].speaker == "A"
     # no turns at all: words kept, speaker None
     assert [w.speaker for w in dz.assign_speakers(t, []).words] == [None] * 6
+
+
+def test_words_in_overlap_go_to_the_speaker_whose_sentence_they_continue():
+    """B interrupts A: the exclusive (dominant) voice in the overlap is B, but A's words stay A's."""
+    turns = (SpeakerTurn(0.0, 4.0, "A"), SpeakerTurn(2.5, 6.0, "B"))
+    exclusive = (SpeakerTurn(0.0, 2.5, "A"), SpeakerTurn(2.5, 6.0, "B"))
+    d = dz.Diarization(turns=turns, exclusive=exclusive, overlaps=((2.5, 4.0),), speakers=("A", "B"), duration=6.0)
+    words = (Word(0.2, 0.8, " I"), Word(0.9, 2.0, " think"), Word(2.6, 3.2, " that"), Word(3.3, 3.9, " works"))
+    other = (Word(4.2, 5.0, " no"), Word(5.1, 5.8, " way"))
+    t = Transcript(segments=(Segment(0.0, 3.9, " I think that works", words=words), Segment(4.2, 5.8, " no way", words=other)))
+    out = dz.assign_speakers(t, d)
+    assert [w.speaker for w in out.words] == ["A", "A", "A", "A", "B", "B"]
+    assert [(s.speaker, s.text.strip()) for s in out.segments] == [("A", "I think that works"), ("B", "no way")]
+    assert out.speaker_turns == exclusive
+    # with the exclusive turns only, the overlap words go to the dominant voice (B) and the segment splits
+    plain = dz.assign_speakers(t, exclusive)
+    assert [w.speaker for w in plain.words][:4] == ["A", "A", "B", "B"]
+    assert [s.text for s in plain.segments][:2] == ["I think", "that works"]  # join_words keeps the engine's spacing
+
+
+@pytest.mark.slow
+def test_cli_num_speakers_is_honoured_and_overlaps_reach_the_rttm(sample_wav, tmp_path, sample_reference):
+    from vidtrans.cli import main
+
+    assert main(["-q", "diarize", str(sample_wav), "--out", str(tmp_path), "--num-speakers", "3", "--preset", "fast"]) == 0
+    turns = dz.read_rttm(tmp_path / "sample.rttm")["sample"]
+    assert len({t.speaker for t in turns}) == 3
+    assert main(["-q", "diarize", str(sample_wav), "--out", str(tmp_path), "--max-speakers", "2", "--preset", "fast"]) == 0
+    turns = dz.read_rttm(tmp_path / "sample.rttm")["sample"]
+    assert len({t.speaker for t in turns}) == 2
+    # overlapped speech (two speakers at once) is kept in the RTTM, near the reference's overlaps
+    ov = [(max(a.start, b.start), min(a.end, b.end)) for a in turns for b in turns
+          if a.speaker < b.speaker and min(a.end, b.end) - max(a.start, b.start) > 0.05]
+    ref_ov = [(max(a.start, b.start), min(a.end, b.end)) for a in sample_reference for b in sample_reference
+              if a.speaker < b.speaker and min(a.end, b.end) - max(a.start, b.start) > 0.05]
+    assert ov and ref_ov
+    hit = sum(any(s < re and e > rs for rs, re in ref_ov) for s, e in ov)
+    assert hit >= 0.5 * len(ov), (ov, ref_ov)
 
 
 def test_exclusive_turns_from_overlapping():

@@ -310,7 +310,8 @@ def run(
     if diarization is not None and transcript.segments:
         from . import diarize as dz
 
-        transcript = dz.assign_speakers(transcript, diarization.exclusive)
+        # the whole Diarization (not .exclusive): words in overlaps go to the speaker who says them
+        transcript = dz.assign_speakers(transcript, diarization)
     elif options.diarize and transcript.speaker_turns:
         log.info("engine %s already labelled speakers; skipping diarization", transcript.engine)
 

@@ -1,0 +1,184 @@
+"""Clustering and speaker counting of window embeddings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._base import _unit
+
+
+# --------------------------------------------------------------------------- clustering
+def spectral_cluster(
+    embeddings: np.ndarray,
+    num_clusters: int | None = None,
+    min_clusters: int = 1,
+    max_clusters: int = 12,
+    pval: float = 0.1,
+    min_pnum: int = 12,
+) -> np.ndarray:
+    """Spectral clustering of embeddings (rows) on a p-pruned cosine affinity.
+
+    Speaker count from the largest eigengap of the unnormalised Laplacian
+    within ``[min_clusters, max_clusters]`` unless *num_clusters* is given.
+    """
+    from sklearn.cluster import KMeans
+
+    n = len(embeddings)
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    if num_clusters == 1 or max_clusters <= 1 or n < 3:
+        return np.zeros(n, dtype=int)
+    x = _unit(embeddings.astype(np.float64))
+    a = x @ x.T
+    # keep at least min_pnum neighbours per row (fewer on very short audio, where there are few windows)
+    keep = min(min_pnum, max(6, n // 3))
+    n_prune = min(int((1 - pval) * n), n - keep)
+    if n_prune > 0:
+        low = np.argpartition(a, n_prune, axis=1)[:, :n_prune]
+        np.put_along_axis(a, low, 0.0, axis=1)
+    a = 0.5 * (a + a.T)
+    np.fill_diagonal(a, 0.0)
+    lap = np.diag(a.sum(1)) - a
+    lam, vec = np.linalg.eigh(lap)
+    if num_clusters is None:
+        hi = min(max_clusters, n - 1)
+        lo = max(1, min(min_clusters, hi))
+        gaps = np.diff(lam[: hi + 1])
+        k = int(np.argmax(gaps[lo - 1 : hi])) + lo
+    else:
+        k = min(num_clusters, n)
+    if k <= 1:
+        return np.zeros(n, dtype=int)
+    return KMeans(n_clusters=k, random_state=0, n_init=10).fit_predict(vec[:, :k]).astype(int)
+
+
+# --------------------------------------------------------------------------- AHC with a calibrated threshold
+@dataclass(frozen=True)
+class ClusterParams:
+    """Speaker counting and clustering parameters of the local backend (chosen by leave-one-clip-out CV)."""
+
+    #: average-linkage AHC stops merging window clusters below this cosine similarity
+    threshold: float = 0.4
+    #: a cluster is a speaker only with at least this much clean speech (seconds) ...
+    min_speaker_seconds: float = 0.25
+    #: ... and at least this fraction of the clean windows
+    min_speaker_fraction: float = 0.03
+    #: speakers whose centroids are more similar than this are merged (count estimated only)
+    merge: float = 0.70
+    #: windows with at least this fraction of single-speaker frames drive the clustering
+    min_purity: float = 0.9
+    #: centroid re-estimation / reassignment rounds after AHC
+    refine_iterations: int = 3
+    #: a frame has k speakers when the segmentation chunks covering it average more than k - 1 + this
+    speech_threshold: float = 0.5
+    #: at least k speakers when, in ``min_chunks`` 10 s chunks, the segmentation model hears k local
+    #: speakers each talking this long (seconds; 0 = off): speakers heard only in overlap still count
+    local_seconds: float = 2.0
+    min_chunks: int = 3
+
+
+def _centroids(xu: np.ndarray, labels: np.ndarray, k: int, mask: np.ndarray | None = None) -> np.ndarray:
+    out = np.zeros((k, xu.shape[1]))
+    for j in range(k):
+        sel = labels == j
+        if mask is not None and (sel & mask).any():
+            sel = sel & mask
+        if sel.any():
+            out[j] = xu[sel].mean(0)
+    return _unit(out)
+
+
+def _merge_closest(cent: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Merge the two most similar centroids (weighted mean); returns (centroids, weights, similarity)."""
+    sim = cent @ cent.T
+    np.fill_diagonal(sim, -np.inf)
+    i, j = np.unravel_index(int(np.argmax(sim)), sim.shape)
+    s = float(sim[i, j])
+    merged = _unit(weight[i] * cent[i] + weight[j] * cent[j])
+    keep = [m for m in range(len(cent)) if m not in (i, j)]
+    return np.vstack([cent[keep], merged[None]]), np.r_[weight[keep], weight[i] + weight[j]], s
+
+
+def ahc_cluster(
+    embeddings: np.ndarray,
+    purity: np.ndarray | None = None,
+    params: ClusterParams = ClusterParams(),
+    seconds_per_window: float = 0.25,
+    num_clusters: int | None = None,
+    min_clusters: int = 1,
+    max_clusters: int = 20,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Cluster window embeddings and count speakers; returns (labels, unit centroids, info).
+
+    1. Average-linkage AHC (cosine) on the *clean* windows (no overlap, no
+       silence) stopped at ``params.threshold``.
+    2. Clusters with too little clean speech are not speakers: their windows
+       join the nearest real speaker (one voice on thin evidence stays one).
+    3. Centroids are re-estimated and every window reassigned a few times;
+       speakers whose centroids are closer than ``params.merge`` are merged.
+    4. ``min/max/num_clusters`` are honoured by cutting the same tree finer
+       or merging the closest speakers, so a given count that equals the
+       estimated one changes nothing.
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    n = len(embeddings)
+    if num_clusters:
+        min_clusters = max_clusters = num_clusters
+    if n == 0:
+        return np.zeros(0, dtype=int), np.zeros((0, embeddings.shape[1] if embeddings.ndim == 2 else 192)), {}
+    xu = _unit(embeddings.astype(np.float64))
+    purity = np.ones(n) if purity is None else np.asarray(purity)
+    clean = purity >= params.min_purity
+    if clean.sum() < max(4, min(n, 2 * min_clusters)):
+        clean = np.ones(n, dtype=bool)
+    xc = xu[clean]
+    nc = len(xc)
+    info: dict[str, Any] = {"clean_windows": int(nc)}
+    if nc < 2 or max_clusters <= 1:
+        cent = _unit(xu[clean].mean(0, keepdims=True))
+        return np.zeros(n, dtype=int), cent, info | {"ahc_clusters": 1}
+    z = linkage(xc, method="average", metric="cosine")
+    min_windows = max(params.min_speaker_seconds / seconds_per_window, params.min_speaker_fraction * nc, 1.0)
+
+    def speakers_of(lab: np.ndarray) -> np.ndarray:
+        ids, sizes = np.unique(lab, return_counts=True)
+        big = ids[sizes >= min_windows]
+        if not len(big):
+            big = ids[[int(np.argmax(sizes))]]
+        return np.stack([xc[lab == i].mean(0) for i in big])
+
+    lab = fcluster(z, t=1.0 - params.threshold, criterion="distance")
+    info["ahc_clusters"] = int(lab.max())
+    cent = _unit(speakers_of(lab))
+    # refine: nearest-centroid reassignment, centroids from clean windows
+    for _ in range(params.refine_iterations):
+        a = np.argmax(xu @ cent.T, axis=1)
+        used = np.unique(a)
+        cent = _centroids(xu, np.searchsorted(used, a), len(used), clean)
+    weight = np.array([(np.argmax(xc @ cent.T, axis=1) == j).sum() for j in range(len(cent))], dtype=float)
+    # merge speakers that are not clearly separate
+    while len(cent) > max(1, min_clusters):
+        sim = cent @ cent.T
+        np.fill_diagonal(sim, -np.inf)
+        if sim.max() < params.merge and len(cent) <= max_clusters:
+            break
+        cent, weight, _ = _merge_closest(cent, weight)
+    if len(cent) < min_clusters:  # a finer cut of the same tree
+        for m in range(min_clusters, nc + 1):
+            lab = fcluster(z, t=m, criterion="maxclust")
+            ids, sizes = np.unique(lab, return_counts=True)
+            order = ids[np.argsort(-sizes)]
+            if (sizes >= min(min_windows, 2)).sum() >= min_clusters or m == nc:
+                cent = _unit(np.stack([xc[lab == i].mean(0) for i in order[:min_clusters]]))
+                break
+        for _ in range(params.refine_iterations):
+            a = np.argmax(xu @ cent.T, axis=1)
+            cent_new = _centroids(xu, a, len(cent), clean)
+            cent = np.where(np.linalg.norm(cent_new, axis=1, keepdims=True) > 0, cent_new, cent)
+    labels = np.argmax(xu @ cent.T, axis=1)
+    info["num_speakers_estimated"] = int(len(cent))
+    return labels, cent, info
