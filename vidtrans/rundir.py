@@ -406,7 +406,14 @@ class _ItemRun:
                 from . import diarize as dz
 
                 data = json.loads(self.dir.file(DIARIZATION).read_text(encoding="utf-8"))
-                t = dz.assign_speakers(t, [SpeakerTurn.from_dict(x) for x in data["exclusive"]])
+                # the whole Diarization, as pipeline.run passes it: words in overlaps go to who says them
+                d = dz.Diarization(
+                    turns=tuple(SpeakerTurn.from_dict(x) for x in data["turns"]),
+                    exclusive=tuple(SpeakerTurn.from_dict(x) for x in data["exclusive"]),
+                    overlaps=tuple(tuple(o) for o in data["overlaps"]), speakers=tuple(data["speakers"]),
+                    duration=data["duration"], meta=data.get("meta") or {},
+                )
+                t = dz.assign_speakers(t, d)
             captions.write(t, base, formats=tuple(self.options.formats), options=caption_options(self.options))
             return {"outputs": files}
 
