@@ -214,8 +214,10 @@ def test_ray_executor_gives_the_same_outputs(local_batch, clips, tmp_path, monke
     from vidtrans.batch import BatchError
 
     try:
+        # one actor, like the local batch's one worker: the same thread count per decoder, since
+        # CTranslate2's results are not bit-identical across thread counts
         report = run_batch([str(clips)], PipelineOptions(**FAST),
-                           BatchOptions(out_dir=str(out), workers=2, executor="ray", progress=False))
+                           BatchOptions(out_dir=str(out), workers=1, executor="ray", progress=False))
     except BatchError as exc:
         if "timed out during startup" in str(exc):  # Ray's own 30 s start-up limit on a saturated machine
             pytest.skip(f"a local Ray cluster could not start here: {exc}")
