@@ -358,3 +358,29 @@ def test_notebook_08_live_headless(tmp_path, clip9):
     assert "committed" in text
     assert validate_vtt(tmp_path / "nb.vtt").ok
     assert read_events(tmp_path / "nb.jsonl")
+
+
+def test_no_repeated_commits_at_end_of_stream(sample_wav, whisper_tiny):
+    """Issue #14: with 2 s steps (a loaded machine) Whisper, prompted with the committed text, looped on
+    the sample's last sentence in the trailing silence and it was committed 4-6 times. Fed as fast as
+    possible, committed words must keep time order and no >= 4-word n-gram may repeat back to back."""
+    import soundfile as sf
+
+    from vidtrans.live.streaming import SAMPLE_RATE
+
+    audio, sr = sf.read(str(sample_wav), dtype="float32")
+    assert sr == SAMPLE_RATE
+    tr = StreamingTranscriber(LiveOptions(model="tiny.en"), model=whisper_tiny)
+    words = []
+    n = 2 * SAMPLE_RATE
+    for i in range(0, audio.size, n):
+        tr.insert(audio[i : i + n])
+        words += tr.process()
+    words += tr.finish()
+    assert len(words) > 50
+    for a, b in zip(words, words[1:]):
+        assert b.start >= a.end - 0.05, (a, b)
+    seq = [_norm(w.text) for w in words]
+    for n_ in range(4, len(seq) // 2 + 1):
+        for i in range(len(seq) - 2 * n_ + 1):
+            assert seq[i : i + n_] != seq[i + n_ : i + 2 * n_], " ".join(seq[i : i + 2 * n_])

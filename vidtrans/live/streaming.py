@@ -65,6 +65,32 @@ def _norm(text: str) -> str:
     return n or text.strip()
 
 
+def _drop_loops(committed: list[Word], new: list[Word], min_n: int = 4) -> list[Word]:
+    """Drop words of *new* that repeat, back to back, the >= *min_n* words just before them.
+
+    Whisper decoding a buffer that ends in silence, with the committed text as its prompt, loops on
+    the last sentence ("... New Jersey now. I don't hear that New Jersey now. I don't hear ...");
+    such a loop is never speech worth a caption, and committed words must never repeat (issue #14).
+    """
+    seq = [_norm(w.text) for w in committed]
+    out: list[Word] = []
+    for w in new:
+        cand = seq + [_norm(w.text)]
+        loop = False
+        for n in range(min_n, len(cand) // 2 + 1):
+            if cand[-n:] == cand[-2 * n : -n]:
+                loop = True
+                break
+        if loop:
+            # the repeat began n-1 words back; a looping decode is garbage from there on
+            keep = max(0, len(out) - (n - 1))
+            log.debug("live: dropped a looping hypothesis from %r", join_words(out[keep:] + [w]))
+            return out[:keep]
+        seq.append(_norm(w.text))
+        out.append(w)
+    return out
+
+
 # --------------------------------------------------------------------------- VAD
 class VadTracker:
     """Silero VAD speech probabilities, 32 ms frame by frame, as audio arrives.
@@ -337,13 +363,22 @@ class StreamingTranscriber:
     def _agree(self, words: list[Word]) -> list[Word]:
         """LocalAgreement-2: commit the common prefix of the previous and the new tail."""
         new = [w for w in words if w.start > self.last_end - 0.1]
-        if new and self.recent and abs(new[0].start - self.last_end) < 1.0:
+        # words lying on audio the VAD heard no speech in are the prompt echoed into silence
+        # (Whisper repeats the committed sentence it was prompted with): never commit them
+        new = [w for w in new if self.vad.speech_seconds(max(w.start - 0.3, 0.0), w.end + 0.3) > 0.0]
+        if new and self.recent:
             tail = list(self.recent)
-            for n in range(min(5, len(tail), len(new)), 0, -1):
+            near = abs(new[0].start - self.last_end) < 1.0
+            for n in range(min(16, len(tail), len(new)), 0, -1):
+                if n <= 5 and not near:
+                    break
                 if [_norm(w.text) for w in tail[-n:]] == [_norm(w.text) for w in new[:n]]:
+                    # a repeat of the last 1-5 words at the border, or of >= 6 committed words anywhere
+                    # after them (a prompt echo, not speech): dropped
                     log.debug("live: dropped %d repeated word(s) at the buffer border: %r", n, join_words(new[:n]))
                     new = new[n:]
                     break
+        new = _drop_loops(list(self.recent), new)
         k = 0
         while k < len(self.tentative) and k < len(new) and _norm(self.tentative[k].text) == _norm(new[k].text):
             k += 1
