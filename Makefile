@@ -26,6 +26,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml scripts/setup_
 	$(BIN)/python -m pip install -q --no-deps -r requirements-nodeps.txt
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	$(BIN)/python scripts/fix_torchaudio.py
+	HF_HUB_OFFLINE=1 PYANNOTE_METRICS_ENABLED=0 $(BIN)/vidtrans doctor --prepare > /dev/null || echo "note: vidtrans doctor --prepare failed; models are prepared on first use instead"
 	touch $@
 
 demo: setup

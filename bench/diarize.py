@@ -90,20 +90,21 @@ def reference(item):
 
 
 # --------------------------------------------------------------------------- features (model work, cached)
-def features(item: dict, preset: str, cache: Path | None):
+def features(item: dict, preset: str, cache: Path | None, runtime: str = "auto", threads: int = 1):
     from vidtrans.diarize import DiarizeOptions, _base, local
 
     key = None
     if cache:
         st = Path(item["audio"]).stat()
-        key = cache / preset / f"{item['name']}-{st.st_size}-{int(st.st_mtime)}.pkl"
+        sub = preset if runtime in ("auto", "onnx") else f"{preset}-{runtime}"
+        key = cache / sub / f"{item['name']}-{st.st_size}-{int(st.st_mtime)}.pkl"
         if key.exists():
             f = pickle.loads(key.read_bytes())
             if getattr(f, "soft_count", None) is None:
                 f.soft_count = local.soft_count(f)
             return f
     audio = item["audio"] if "array" not in item else item["array"]
-    f = local.analyze(_base._AudioSource(audio), DiarizeOptions(preset=preset))
+    f = local.analyze(_base._AudioSource(audio), DiarizeOptions(preset=preset, runtime=runtime, num_threads=threads))
     if key:
         key.parent.mkdir(parents=True, exist_ok=True)
         key.write_bytes(pickle.dumps(f))
@@ -193,7 +194,7 @@ def pyannote_recipe(audio, num_speakers=None, threshold: float = 0.7, min_cluste
     from vidtrans.diarize_models import load_embedding_model, load_segmentation_model
 
     seg = load_segmentation_model("cpu")
-    emb = load_embedding_model("cpu")
+    emb = load_embedding_model("cpu", "torch")  # the peer runs on torch, as pyannote does
     rf = seg.receptive_field
     audio = load_audio(audio) if not isinstance(audio, np.ndarray) else audio
     inf = Inference(seg, duration=10.0, step=1.0, skip_aggregation=True, batch_size=8)
@@ -262,9 +263,6 @@ def summary(label: str, rows: list[dict]) -> str:
 
 # --------------------------------------------------------------------------- accuracy + LOO
 def accuracy(args) -> None:
-    import torch
-
-    torch.set_num_threads(args.threads)
     from vidtrans import diarize as dz
     from vidtrans.diarize import local
     from vidtrans.diarize.clustering import ClusterParams
@@ -276,7 +274,7 @@ def accuracy(args) -> None:
     feats, refs = {}, {}
     t0 = time.perf_counter()
     for it in its:
-        feats[it["name"]] = features(it, args.preset, cache)
+        feats[it["name"]] = features(it, args.preset, cache, args.runtime, args.threads)
         refs[it["name"]] = reference(it)
     print(f"features of {len(its)} clips: {time.perf_counter() - t0:.0f} s", flush=True)
     opts = dz.DiarizeOptions(preset=args.preset)
@@ -396,27 +394,36 @@ def long_inputs(args, cache) -> None:
 
 # --------------------------------------------------------------------------- speed (fresh processes)
 def speed_worker(args) -> None:
+    """One timed run in a fresh process: vidtrans on its default runtime (onnx: no torch import),
+    the peer on torch + pyannote.audio, as it ships."""
     t_proc = time.perf_counter()
-    import torch
-
-    torch.set_num_threads(args.threads)
     from vidtrans import diarize as dz
     from vidtrans.audio import probe
-    from vidtrans.diarize_models import load_embedding_model, load_segmentation_model
 
     t0 = time.perf_counter()
-    load_segmentation_model("cpu"), load_embedding_model("cpu")
+    if args.system == "peer":
+        import torch
+
+        torch.set_num_threads(args.threads)
+        from vidtrans.diarize_models import TorchCamPlusPlus, load_segmentation_model
+
+        load_segmentation_model("cpu"), TorchCamPlusPlus("cpu")
+    else:
+        from vidtrans.diarize_models import load_embedding_model, load_segmentation
+
+        load_segmentation("cpu", args.runtime, args.threads), load_embedding_model("cpu", args.runtime, args.threads)
     t_load = time.perf_counter() - t0
     duration = probe(args.audio).duration
     if args.system == "peer":
         n = len(pyannote_recipe(args.audio).labels())
     else:
-        n = len(dz.diarize(args.audio, dz.DiarizeOptions(preset=args.preset)).speakers)
+        n = len(dz.diarize(args.audio, dz.DiarizeOptions(preset=args.preset, runtime=args.runtime,
+                                                         num_threads=args.threads)).speakers)
     t_end = time.perf_counter()
     ru = resource.getrusage(resource.RUSAGE_SELF)
     print("@@" + json.dumps({"load": t_load, "run": t_end - t0 - t_load, "total": t_end - t0,
                              "process": t_end - t_proc, "cpu": ru.ru_utime + ru.ru_stime,
-                             "duration": duration, "speakers": n}))
+                             "duration": duration, "speakers": n, "torch": "torch" in sys.modules}))
 
 
 def speed(args) -> None:
@@ -439,7 +446,8 @@ def speed(args) -> None:
             for rep in range(args.repeats):
                 for system in ("vidtrans/" + args.preset, "peer"):
                     cmd = [sys.executable, __file__, "--speed-worker", "--system", system.split("/")[0],
-                           "--preset", args.preset, "--audio", str(path), "--threads", str(threads)]
+                           "--preset", args.preset, "--audio", str(path), "--threads", str(threads),
+                           "--runtime", args.runtime]
                     proc = subprocess.run(cmd, capture_output=True, text=True)
                     line = next((x for x in proc.stdout.splitlines() if x.startswith("@@")), None)
                     if line is None:
@@ -461,7 +469,8 @@ def main() -> None:
     ap.add_argument("--system", default="vidtrans")
     ap.add_argument("--audio")
     ap.add_argument("--preset", default="accurate")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads for the accuracy part (default 1)")
+    ap.add_argument("--threads", type=int, default=1, help="model threads for the accuracy part (default 1)")
+    ap.add_argument("--runtime", default="auto", help="vidtrans model runtime: auto (onnx on CPU), onnx or torch")
     ap.add_argument("--cache", default="", help="folder to keep model outputs per clip between runs")
     ap.add_argument("--repeats", type=int, default=2, help="speed runs per system and thread count")
     ap.add_argument("--skip-peer", action="store_true")

@@ -651,7 +651,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_emotion)
 
     p = sub.add_parser("doctor", help="check ffmpeg, packages, GPU, offline models and which secrets are set")
-    p.add_argument("--prepare", action="store_true", help="also assemble the offline base model now")
+    p.add_argument("--prepare", action="store_true", help="also assemble the offline base model and convert the diarization models to ONNX now")
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("auth", help="authorise vidtrans with a service (youtube)")

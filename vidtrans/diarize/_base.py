@@ -74,10 +74,12 @@ class DiarizeOptions:
     block_seconds: float = 600.0
     #: above this many embedding windows, cluster an evenly spaced subset and assign the rest
     max_cluster_points: int = 1500
-    #: CPU threads for torch during this call (restored afterwards); 0 = use torch's current setting
-    #: (``torch.get_num_threads()``).  torch's thread count is process-wide: when diarizing in a thread
-    #: next to other work, set it once up front and leave this at 0.
+    #: CPU threads for the models: the onnx runtime's session threads (0 = every core), or torch's
+    #: threads during this call (restored afterwards; 0 = torch's current setting)
     num_threads: int = 0
+    #: local backend model runtime: "auto" (onnxruntime on CPU, torch on a GPU), "onnx" or "torch".
+    #: onnx converts the packaged weights once (cached) and then needs neither torch nor pyannote.audio
+    runtime: str = "auto"
 
     def validate(self) -> None:
         if self.backend not in BACKENDS:
@@ -96,6 +98,8 @@ class DiarizeOptions:
             raise ConfigurationError(f"threshold must be a cosine similarity in (0, 1], got {self.threshold}")
         if not isinstance(self.num_threads, int) or self.num_threads < 0:
             raise ConfigurationError(f"num_threads must be 0 (torch's setting) or a positive integer, got {self.num_threads!r}")
+        if self.runtime not in ("auto", "onnx", "torch"):
+            raise ConfigurationError(f"unknown diarization runtime {self.runtime!r}; choose one of: auto, onnx, torch")
         if self.block_seconds < 30:
             raise ConfigurationError(f"block_seconds must be at least 30, got {self.block_seconds}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
@@ -160,14 +164,25 @@ def annotation_to_turns(annotation) -> list[SpeakerTurn]:
 
 # --------------------------------------------------------------------------- helpers
 def _resolve_device(device: str) -> str:
-    if device == "auto":
-        try:
-            import torch
+    """``auto`` -> ``cuda`` when a GPU is usable, else ``cpu``.
 
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        except ImportError:
-            return "cpu"
-    return device
+    CTranslate2 (loaded for transcription anyway) answers without importing
+    torch; torch is asked only when CTranslate2 is missing.
+    """
+    if device != "auto":
+        return device
+    try:
+        import ctranslate2
+
+        return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    except ImportError:
+        pass
+    try:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"
 
 
 def _as_array(audio: np.ndarray) -> np.ndarray:

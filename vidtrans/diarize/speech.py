@@ -58,42 +58,82 @@ class SegmentationBlock:
 
 
 class Segmenter:
-    """Runs segmentation-3.0 on blocks of samples (one instance per diarize call: not shared across threads)."""
+    """Slides segmentation-3.0 over blocks of samples (as pyannote's ``Inference`` does, without it).
 
-    def __init__(self, model, device: str, step_ratio: float, batch_size: int = 8):
-        import torch
-        from pyannote.audio import Inference
+    10 s chunks every ``step_ratio`` x 10 s; a last partial chunk is zero-padded.
+    Each chunk's frames are binarized local-speaker activity; the speaker count
+    per frame is the rounded mean over the chunks covering it (pyannote's
+    ``speaker_count``).  One instance per diarize call: not shared across threads.
+    """
 
+    def __init__(self, model, device: str = "cpu", step_ratio: float = 0.1, batch_size: int = 8):
         self.model = model
         self.rf = model.receptive_field
-        self.chunk = float(model.specifications.duration)
-        self.inference = Inference(
-            model, duration=self.chunk, step=step_ratio * self.chunk, skip_aggregation=True,
-            batch_size=batch_size, device=torch.device(device),
-        )
+        self.chunk = float(model.chunk_seconds)
+        self.window = int(round(self.chunk * SAMPLE_RATE))
+        self.step = int(round(step_ratio * self.chunk * SAMPLE_RATE))
+        self.batch_size = batch_size
+
+    def chunk_offsets(self, num_samples: int) -> list[int]:
+        """Sample offsets of the chunks covering *num_samples* samples."""
+        n_full = 1 + (num_samples - self.window) // self.step if num_samples >= self.window else 0
+        starts = [i * self.step for i in range(n_full)]
+        if num_samples < self.window or (num_samples - self.window) % self.step > 0:
+            starts.append(n_full * self.step)
+        return starts
+
+    def segment(self, wav: np.ndarray) -> np.ndarray:
+        """(chunks, frames, 3) uint8 activity of every chunk of *wav*."""
+        starts = self.chunk_offsets(wav.size)
+        out = None
+        for b0 in range(0, len(starts), self.batch_size):
+            batch = np.zeros((min(self.batch_size, len(starts) - b0), self.window), dtype=np.float32)
+            for j, s in enumerate(starts[b0 : b0 + self.batch_size]):
+                piece = wav[s : s + self.window]
+                batch[j, : piece.size] = piece
+            act = self.model(batch)
+            if out is None:
+                out = np.empty((len(starts),) + act.shape[1:], dtype=np.uint8)
+            out[b0 : b0 + len(batch)] = act
+        return out
+
+    def count(self, seg: np.ndarray) -> np.ndarray:
+        """Instantaneous speaker count on the block's frame grid (frame i centred at
+        ``rf.start + rf.duration / 2 + i * rf.step``): mean active local speakers over the
+        chunks covering a frame, rounded (0 where no chunk covers it)."""
+        n_chunks, n_frames = seg.shape[:2]
+        fstep = self.rf.step
+        cstep = self.step / SAMPLE_RATE
+        total_frames = int(np.rint((self.chunk + (n_chunks - 1) * cstep) / fstep)) + 1
+        first = np.rint(np.arange(n_chunks) * cstep / fstep).astype(int)
+        total_frames = max(total_frames, int(first[-1]) + n_frames)
+        acc = np.zeros(total_frames, dtype=np.float32)
+        hits = np.zeros(total_frames, dtype=np.float32)
+        active = seg.sum(axis=2, dtype=np.float32)
+        for f0, a in zip(first, active):
+            acc[f0 : f0 + n_frames] += a
+            hits[f0 : f0 + n_frames] += 1.0
+        return np.rint(acc / np.maximum(hits, 1e-12)).astype(np.uint8)
 
     def __call__(self, wav: np.ndarray, offset: float, grid: FrameGrid, min_region: float = 0.2) -> SegmentationBlock:
-        import torch
-        from pyannote.audio.pipelines.utils import SpeakerDiarizationMixin
-
-        segs = self.inference({"waveform": torch.from_numpy(np.ascontiguousarray(wav))[None], "sample_rate": SAMPLE_RATE})
-        count = SpeakerDiarizationMixin.speaker_count(segs, self.rf, warm_up=(0.0, 0.0))
-        cnt = count.data[:, 0].astype(np.uint8)
-        cw = count.sliding_window
-        first = int(round((offset + cw.start + cw.duration / 2 - grid.step / 2 - grid.start) / grid.step))
+        seg = self.segment(wav)
+        cnt = self.count(seg)
+        rf = self.rf
+        first = int(round((offset + rf.start + rf.duration / 2 - grid.step / 2 - grid.start) / grid.step))
         # speech regions from the count (each frame spans its receptive field)
-        centers = cw.start + cw.duration / 2 + np.arange(cnt.size) * cw.step
+        centers = rf.start + rf.duration / 2 + np.arange(cnt.size) * rf.step
         edges = np.flatnonzero(np.diff(np.r_[0, (cnt > 0).astype(np.int8), 0]))
         end = wav.size / SAMPLE_RATE
         regions = [
-            (offset + max(0.0, centers[s] - cw.duration / 2), offset + min(end, centers[e - 1] + cw.duration / 2))
+            (offset + max(0.0, centers[s] - rf.duration / 2), offset + min(end, centers[e - 1] + rf.duration / 2))
             for s, e in zip(edges[::2], edges[1::2])
         ]
+        starts = np.asarray(self.chunk_offsets(wav.size), dtype=np.float64) / SAMPLE_RATE
         return SegmentationBlock(
             count_start=first,
             count=cnt,
-            seg=(segs.data > 0.5).astype(np.uint8),
-            chunk_starts=np.array([offset + c.start for c, _ in segs], dtype=np.float64),
+            seg=seg,
+            chunk_starts=offset + starts,
             regions=[(s, e) for s, e in regions if e - s >= min_region],
         )
 

@@ -93,11 +93,7 @@ class LiveSpeakers:
         if embedder is None:
             from ..diarize_models import load_embedding_model
 
-            if options.speaker_threads:
-                import torch
-
-                torch.set_num_threads(options.speaker_threads)
-            embedder = load_embedding_model("cpu")
+            embedder = load_embedding_model("cpu", "auto", options.speaker_threads)
         self.embedder = embedder
         self.speakers: list[LiveSpeaker] = []
         for name, vec in (enroll_voices(options.enroll, embedder) if options.enroll else {}).items():

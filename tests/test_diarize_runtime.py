@@ -1,0 +1,151 @@
+"""The onnx runtime of the offline diarization models: same results as torch, without importing torch.
+
+Real audio only (pyannote's bundled sample).  The ONNX graphs are converted
+from the packaged torch weights once (``make setup`` runs ``vidtrans doctor
+--prepare``) and cached; these tests check that conversion against the torch
+models and against pyannote's own sliding-window code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vidtrans import diarize as dz
+from vidtrans import diarize_models as dm
+from vidtrans.audio import load_audio
+
+from conftest import ROOT
+
+pytest.importorskip("pyannote.audio")
+pytest.importorskip("onnx")
+
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "PYANNOTE_METRICS_ENABLED": "0"}
+
+
+@pytest.fixture(scope="module")
+def sample_audio(sample_wav: Path) -> np.ndarray:
+    return load_audio(sample_wav)
+
+
+def test_kaldi_fbank_matches_torchaudio(sample_audio):
+    import torch
+    from torchaudio.compliance import kaldi
+
+    w = sample_audio[: 16000 * 12 + 123]  # not a whole number of frames
+    ref = kaldi.fbank(torch.from_numpy(w)[None] * 32768.0, num_mel_bins=80, sample_frequency=16000, dither=0.0).numpy()
+    got = dm.kaldi_fbank(w, piece_seconds=5.0)  # pieces must join seamlessly
+    assert got.shape == ref.shape and got.dtype == np.float32
+    assert np.abs(got - ref).max() < 0.01  # values span about -15..25; float32 rounding only
+    assert np.abs(dm.kaldi_fbank(np.zeros(100, np.float32))).max() > 0  # shorter than one frame: one padded frame
+    assert dm.kaldi_fbank(np.zeros(100, np.float32)).shape == (1, 80)
+
+
+def test_onnx_models_match_torch_models(sample_audio):
+    seg_onnx, seg_torch = dm.load_segmentation("cpu", "onnx", 1), dm.load_segmentation("cpu", "torch")
+    assert seg_onnx.runtime == "onnx" and seg_torch.runtime == "torch"
+    assert seg_onnx.receptive_field == seg_torch.receptive_field
+    chunks = np.stack([sample_audio[:160000], sample_audio[160000:320000]])
+    a, b = seg_onnx(chunks), seg_torch(chunks)
+    assert a.shape == b.shape == (2, 589, 3)
+    assert (a == b).mean() > 0.999
+    assert a.sum() > 100  # the sample has speech in both chunks
+    e_onnx, e_torch = dm.load_embedding_model("cpu", "onnx", 1), dm.load_embedding_model("cpu", "torch")
+    x, y = e_onnx.embed_many([sample_audio[:48000], sample_audio[200000:248000]]), e_torch.embed_many(
+        [sample_audio[:48000], sample_audio[200000:248000]])
+    cos = (x * y).sum(1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1)
+    assert cos.min() > 0.9999
+
+
+def test_sliding_window_and_count_equal_pyannote(sample_audio):
+    """Chunking and the aggregated speaker count reproduce pyannote's Inference + speaker_count."""
+    import torch
+    from pyannote.audio import Inference
+    from pyannote.audio.pipelines.utils import SpeakerDiarizationMixin
+
+    from vidtrans.diarize.speech import Segmenter
+
+    seg = dm.load_segmentation("cpu", "torch")
+    for n in (16000 * 7, 160000, 16000 * 23 + 5):
+        wav = sample_audio[:n]
+        ours = Segmenter(seg, step_ratio=0.1)
+        inf = Inference(seg.model, duration=10.0, step=1.0, skip_aggregation=True, batch_size=8)
+        segs = inf({"waveform": torch.from_numpy(np.ascontiguousarray(wav))[None], "sample_rate": 16000})
+        mine = ours.segment(wav)
+        assert [round(c.start * 16000) for c, _ in segs] == ours.chunk_offsets(n)
+        assert np.array_equal(mine, (segs.data > 0.5).astype(np.uint8))
+        count = SpeakerDiarizationMixin.speaker_count(segs, seg.model.receptive_field, warm_up=(0.0, 0.0))
+        assert np.array_equal(ours.count(mine), count.data[:, 0].astype(np.uint8))
+
+
+def test_runtimes_give_the_same_diarization(sample_wav):
+    a = dz.diarize(sample_wav, dz.DiarizeOptions(runtime="onnx", num_threads=1))
+    b = dz.diarize(sample_wav, dz.DiarizeOptions(runtime="torch", num_threads=1))
+    assert a.meta["runtime"] == "onnx" and b.meta["runtime"] == "torch"
+    assert a.speakers == b.speakers == ("Speaker 1", "Speaker 2")
+    # frame-level agreement of the exclusive labelling
+    t = np.arange(0, a.duration, 0.01)
+
+    def lab(d):
+        out = np.full(t.size, "", dtype=object)
+        for turn in d.exclusive:
+            out[(t >= turn.start) & (t < turn.end)] = turn.speaker
+        return out
+
+    assert (lab(a) == lab(b)).mean() > 0.99
+
+
+def test_default_runtime_never_imports_torch(sample_wav):
+    code = (
+        "import sys, json\n"
+        "from vidtrans import diarize as dz\n"
+        f"d = dz.diarize({str(sample_wav)!r})\n"
+        "print(json.dumps({'torch': 'torch' in sys.modules, 'pyannote.audio': 'pyannote.audio' in sys.modules,"
+        " 'speakers': list(d.speakers), 'runtime': d.meta['runtime']}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r == {"torch": False, "pyannote.audio": False, "speakers": ["Speaker 1", "Speaker 2"], "runtime": "onnx"}
+
+
+@pytest.mark.slow
+def test_damaged_onnx_cache_is_rebuilt(tmp_path, sample_wav):
+    """A truncated cached graph (a killed conversion, a full disk) is converted again, not trusted."""
+    src = dm.onnx_model_path("segmentation")
+    cache = tmp_path / "cache"
+    dst = cache / "models" / "diarization-onnx"
+    dst.mkdir(parents=True)
+    for p in src.parent.iterdir():
+        shutil.copy2(p, dst / p.name)
+    broken = dst / src.name
+    broken.write_bytes(broken.read_bytes()[:1000])
+    code = (
+        "from vidtrans import diarize as dz\n"
+        f"d = dz.diarize({str(sample_wav)!r})\n"
+        "print(len(d.speakers))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900,
+                         env=ENV | {"VIDTRANS_CACHE": str(cache)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "2"
+    assert "converting it again" in out.stderr
+    assert broken.stat().st_size > 1_000_000
+    meta = json.loads(broken.with_suffix(".json").read_text())
+    assert meta["max_abs_error_vs_torch"] < 1e-3
+
+
+def test_unknown_runtime_is_a_clear_error(sample_wav):
+    from vidtrans.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="runtime"):
+        dz.diarize(sample_wav, dz.DiarizeOptions(runtime="tensorrt"))
+    with pytest.raises(dm.DiarizationModelError, match="CPU only"):
+        dm.resolve_runtime("onnx", "cuda")
