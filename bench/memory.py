@@ -11,6 +11,11 @@ peak RSS (``ru_maxrss``) is its own:
 ``transcribe``  vidtrans's engine (model "base" unless ``--model``) decoding
                 the first ``--minutes`` of output segments, or all of them
                 with ``--full`` (an hour of audio is ~30 min of CPU here)
+``pipeline``    what ``vidtrans run`` holds with speakers on: the decoded file,
+                transcription and the **whole** diarization of the file running
+                side by side (``pipeline.transcribe_and_diarize``); transcription
+                stops once diarization has finished and ``--minutes`` have passed
+                (or runs to the end with ``--full``)
 
     .venv/bin/python bench/memory.py                # decode, vad, features, 3 min of transcription
     .venv/bin/python bench/memory.py --full --model tiny.en
@@ -70,7 +75,31 @@ def stage(name: str, path: str, model: str, minutes: float | None, q) -> None:
     base = _rss_mb()
     t0 = time.perf_counter()
     info: dict = {}
-    if name == "transcribe":
+    if name == "pipeline":
+        from vidtrans.audio import load_audio as _load
+        from vidtrans.pipeline import PipelineOptions, transcribe_and_diarize, transcribe_options
+
+        class _Enough(Exception):
+            pass
+
+        state = {"diarized": False, "done": 0.0}
+
+        def progress(stage_name, done, total):
+            if stage_name == "diarize" and total and done >= total:
+                state["diarized"] = True
+            if stage_name == "transcribe":
+                state["done"] = done
+                if minutes is not None and state["diarized"] and time.perf_counter() - t0 > minutes * 60:
+                    raise _Enough
+
+        opts = PipelineOptions(model=model)
+        audio = _load(path)
+        try:
+            transcript, diarization, timings = transcribe_and_diarize(audio, audio, transcribe_options(opts), opts, progress)
+            info = {"speakers": len(diarization.speakers), "audio_done_s": round(transcript.duration or 0, 1)}
+        except _Enough:
+            info = {"stopped_after_diarization": True, "audio_transcribed_s": round(state["done"], 1)}
+    elif name == "transcribe":
         from vidtrans.transcribe import TranscribeOptions, stream
 
         s = stream(path, TranscribeOptions(model=model))
@@ -115,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="base")
     ap.add_argument("--minutes", type=float, default=3.0, help="stop transcribing after this much wall time")
     ap.add_argument("--full", action="store_true", help="transcribe the whole file")
-    ap.add_argument("--stages", default="decode,decode+vad,fw-features,transcribe")
+    ap.add_argument("--stages", default="decode,decode+vad,fw-features,transcribe,pipeline")
     a = ap.parse_args(argv)
 
     path = make_hour(a.workdir, a.repeats)

@@ -99,6 +99,9 @@ def make_files(workdir: Path) -> list[dict]:
         p = _ffmpeg_concat([c["path"] for c in order], workdir / "en_concat.flac")
         out.append({"id": "en_concat", "path": str(p), "language": "en", "reference": " ".join(c["reference"] for c in order)})
     sample = clips.get("pyannote_sample")
+    if sample:  # one minute of two-speaker telephone speech: the short end of the 1-5 minute target
+        p = _ffmpeg_concat([sample["path"]] * 2, workdir / "pyannote_x2.flac")
+        out.append({"id": "pyannote_x2", "path": str(p), "language": "en", "reference": " ".join([sample["reference"]] * 2)})
     if sample:
         p = _ffmpeg_concat([sample["path"]] * 6, workdir / "pyannote_x6.flac")
         out.append({"id": "pyannote_x6", "path": str(p), "language": "en", "reference": " ".join([sample["reference"]] * 6)})
