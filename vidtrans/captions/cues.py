@@ -851,7 +851,7 @@ class _Restructure:
         b = self.single(wb, a[0]) if a else None
         return [a, b] if a and b else None
 
-    def resplit(self, raw: list[_Raw], f: int, prev_end: float):
+    def resplit(self, raw: list[_Raw], f: int):
         """Cue f's stretch of one-speaker cues of the same speaker (a few on each side) split again,
         choosing the boundaries with the reading chain in view: dynamic programme over the words
         whose states are (cost, end on screen of the last cue), Pareto-pruned."""
@@ -868,8 +868,7 @@ class _Restructure:
             hi += 1
         words = [w for r in raw[lo:hi] for w in r.words]
         prev = raw[lo - 1] if lo > 0 else None
-        if lo > 0:
-            prev_end = self.ends[lo - 1]
+        prev_end = self.ends[lo - 1] if lo > 0 else -math.inf
         first = self.single(words[:1], prev)
         if first is None:
             return None
@@ -962,40 +961,56 @@ class _Restructure:
                 yield k, 2, [x[0], y[0]], x[1] + y[1] + sc.cue_cost[m]
 
     def run(self, raw: list[_Raw]) -> list[_Raw]:
+        """Sweep the unreadable cues in time order (a few rounds); each change is kept only when it
+        lowers the number of unreadable cues of the whole file."""
         o = self.o
-        for _ in range(4 * len(raw) + 1):  # every accepted change lowers the failures: bounded anyway
-            starts, ends, oks = _reading_times([(r.start, r.end, r.lines) for r in raw], o, self.hard_end)
-            self.ends = ends
-            total = sum(1 for ok in oks if not ok)
-            if not total:
-                return raw
-            improved = False
-            for f in [k for k, ok in enumerate(oks) if not ok]:
-                lo = max(0, f - self.WINDOW)
-                hi = min(len(raw), f + self.WINDOW)
-                prev_end = ends[lo - 1] if lo > 0 else -math.inf
-                base = _fails(raw[lo:hi], o, self.hard_end, prev_end)
-                options = []
-                rs = self.resplit(raw, f, -math.inf)
-                if rs is not None:
-                    i, n_old, new, cost = rs
-                    if i >= lo and i + n_old <= hi:
-                        fails = _fails(raw[lo:i] + new + raw[i + n_old:hi], o, self.hard_end, prev_end)
-                        if fails < base:
-                            options.append((fails, cost - 3.0 * len(new), i, n_old, new))
-                for k in range(max(0, f - self.REACH[0]), min(len(raw), f + self.REACH[1])):
-                    for i, n_old, new, cost in self.candidates(raw, k):
-                        win = raw[lo:i] + new + raw[i + n_old:hi]
-                        fails = _fails(win, o, self.hard_end, prev_end)
-                        if fails < base:
-                            options.append((fails, cost, i, n_old, new))
-                for fails, cost, i, n_old, new in sorted(options, key=lambda t: (t[0], t[1])):
-                    trial = raw[:i] + new + raw[i + n_old:]
-                    if _fails(trial, o, self.hard_end) < total:
-                        raw, improved = trial, True
-                        break
-                if improved:
-                    break
-            if not improved:
-                return raw
+        for _ in range(3):
+            changed = False
+            _, self.ends, oks = _reading_times([(r.start, r.end, r.lines) for r in raw], o, self.hard_end)
+            total = oks.count(False)
+            f = 0
+            while total and f < len(raw):
+                if oks[f]:
+                    f += 1
+                    continue
+                trial = self.improve(raw, f)
+                if trial is not None:
+                    raw, changed = trial
+                    _, self.ends, oks = _reading_times([(r.start, r.end, r.lines) for r in raw], o, self.hard_end)
+                    total = oks.count(False)
+                f += 1
+            if not changed or not total:
+                break
         return raw
+
+    def improve(self, raw: list[_Raw], f: int) -> tuple[list[_Raw], bool] | None:
+        """The best change near unreadable cue f that lowers the file's unreadable cues, or None."""
+        o = self.o
+        lo = max(0, f - self.WINDOW)
+        hi = min(len(raw), f + self.WINDOW)
+        prev_end = self.ends[lo - 1] if lo > 0 else -math.inf
+        base = _fails(raw[lo:hi], o, self.hard_end, prev_end)
+        options = []
+        changes = list(self.candidates_at(raw, f))
+        for i, n_old, new, cost in changes:
+            if i < lo or i + n_old > hi:
+                continue
+            fails = _fails(raw[lo:i] + new + raw[i + n_old:hi], o, self.hard_end, prev_end)
+            if fails < base:
+                options.append((fails, cost, i, n_old, new))
+        if not options:
+            return None
+        total = _fails(raw, o, self.hard_end)
+        for _, _, i, n_old, new in sorted(options, key=lambda t: (t[0], t[1]))[:3]:
+            trial = raw[:i] + new + raw[i + n_old:]
+            if _fails(trial, o, self.hard_end) < total:
+                return trial, True
+        return None
+
+    def candidates_at(self, raw: list[_Raw], f: int):
+        rs = self.resplit(raw, f)
+        if rs is not None:
+            i, n_old, new, cost = rs
+            yield i, n_old, new, cost - 3.0 * len(new)
+        for k in range(max(0, f - self.REACH[0]), min(len(raw), f + self.REACH[1])):
+            yield from self.candidates(raw, k)
