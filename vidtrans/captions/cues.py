@@ -749,6 +749,8 @@ def _chain_times(
     """
     n = len(starts)
     frame = 1 / 25
+    #: a state this many failures above the best one is dropped (bounds the work per cue)
+    spread = 3
     # states[k]: list of (failures, end, start, state index in states[k-1], ok)
     states: list[list[tuple[int, float, float, int, bool]]] = []
     prev: list[tuple[int, float, float, int, bool]] = [(0, -math.inf, 0.0, -1, True)]
@@ -770,7 +772,7 @@ def _chain_times(
         cand.sort(key=lambda c: (c[0], c[1]))
         front: list[tuple[int, float, float, int, bool]] = []
         for c in cand:  # keep states not dominated by one with fewer failures and an earlier end
-            if not front or c[1] < front[-1][1] - 1e-9:
+            if not front or (c[1] < front[-1][1] - 1e-9 and c[0] <= front[0][0] + spread):
                 front.append(c)
         states.append(front)
         prev = front
@@ -785,7 +787,6 @@ def _chain_times(
             nxt = out_s[k + 1] - o.min_gap if k + 1 < n else hard_end
             out_e[k] = max(out_e[k], min(out_s[k] + needs[k], nxt))
     return out_s, out_e, oks
-
 
 
 def _fails(raw: Sequence[_Raw], o: CaptionOptions, hard_end: float, prev_end: float = -math.inf) -> int:
@@ -813,12 +814,19 @@ class _Restructure:
 
     def __init__(self, o: CaptionOptions, hard_end: float, names: dict[str, str], tag_width: int):
         self.o, self.hard_end, self.names, self.tag_width = o, hard_end, names, tag_width
+        #: a new cue never spans a longer silence: its words would be shown that long before they
+        #: are spoken (the same bound as a late start)
+        self.max_pause = math.inf if o.pause_threshold is None else max(o.pause_threshold, o.max_start_delay)
+
+    def _spans_pause(self, words: Sequence[_W]) -> bool:
+        return any(b.start - a.end > self.max_pause for a, b in zip(words, words[1:]))
 
     # -- building cues
     def single(self, words: list[_W], prev: _Raw | None) -> tuple[_Raw, float] | None:
         """A one-speaker cue of *words* (None when its lines do not fit) and its line cost."""
         spk = words[0].speaker
-        if any(w.speaker != spk for w in words) or words[-1].end - words[0].start > self.o.max_duration:
+        if (any(w.speaker != spk for w in words) or words[-1].end - words[0].start > self.o.max_duration
+                or self._spans_pause(words)):
             return None
         shown = (prev.line_speakers[-1] if prev.line_speakers else prev.words[0].speaker) if prev else object()
         changed = spk != shown
@@ -889,7 +897,8 @@ class _Restructure:
                 if i < j - 1:
                     if sc.sent_end[i]:
                         inner += 1
-                    if sc.length(i, j) > max_chars + reserve or words[j - 1].end - words[i].start > o.max_duration:
+                    if (sc.length(i, j) > max_chars + reserve or words[j - 1].end - words[i].start > o.max_duration
+                            or words[i + 1].start - words[i].end > self.max_pause):
                         break
                 lines, line_cost, fits = sc.break_lines(i, j, (reserve if i == 0 else 0) + self.tag_width)
                 if not fits:
