@@ -795,10 +795,11 @@ def _fails(raw: Sequence[_Raw], o: CaptionOptions, hard_end: float, prev_end: fl
 
 class _Restructure:
     """Local changes of cue boundaries where the reading chain (:func:`_chain_times`) leaves cues
-    that cannot be read: around each such cue, try moving a boundary between two cues of one
-    speaker by a few words, merging them, splitting a dialogue cue into its two turns or pairing
-    two turns into one; keep the change that leaves the fewest unreadable cues (then the best
-    break), only when it lowers their number over the whole file.
+    that cannot be read: around each such cue, try splitting the stretch of that speaker's cues
+    around it again with the chain's timing in view (:meth:`resplit`), moving a boundary between
+    two cues of one speaker by a few words, merging them, splitting a dialogue cue into its two
+    turns or pairing two turns into one; keep the change that leaves the fewest unreadable cues
+    (then the best breaks), only when it lowers their number over the whole file.
 
     Cue boundaries chosen one stretch at a time (:func:`_split_run`, :func:`_pair_dialogue`) only
     see the next cue's speech; this sees the timing of the whole chain of cues that follow each
@@ -817,6 +818,8 @@ class _Restructure:
         #: a new cue never spans a longer silence: its words would be shown that long before they
         #: are spoken (the same bound as a late start)
         self.max_pause = math.inf if o.pause_threshold is None else max(o.pause_threshold, o.max_start_delay)
+        #: on-screen end of every cue in the current timing (set by :meth:`run`)
+        self.ends: list[float] = []
 
     def _spans_pause(self, words: Sequence[_W]) -> bool:
         return any(b.start - a.end > self.max_pause for a, b in zip(words, words[1:]))
