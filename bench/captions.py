@@ -1,11 +1,13 @@
 """Caption quality/speed: vidtrans.captions vs openai-whisper's subtitle writer on the same real transcripts.
 
 Second part (issue 9): conversational speech with speakers -- the `make demo` job (pyannote sample,
-offline diarization, defaults) and the AMI clips of ../shared/eval/diar with their reference RTTM
-speakers applied to a base-model transcript -- scored per cue: hard rules (line length, lines,
-max duration, overlap, min gap) and soft rules (min duration, reading speed), for vidtrans with
-speakers, vidtrans with one speaker per cue (no dialogue cues), vidtrans without speakers, and
-openai-whisper's writer on the same speaker-split segments.  Run: python bench/captions.py [--fast]
+offline diarization, defaults) and the AMI clips of ../shared/eval/diar through the same job (its
+own diarization) and with their reference RTTM speakers on the same words -- scored per clip and
+cue: hard rules (line length, lines, max duration, overlap, min gap) and soft rules (min duration,
+reading speed), for vidtrans with speakers, vidtrans with one speaker per cue (no dialogue cues),
+vidtrans without speakers, and openai-whisper's writer on the same speaker-split segments; then
+how late cues start and the leave-one-clip-out choice of max_start_delay.
+Run: python bench/captions.py [--fast]
 """
 import io, sys, time
 from pathlib import Path
@@ -91,33 +93,71 @@ import tempfile
 conv = []  # (group, clip, transcript with speakers, transcript without)
 with tempfile.TemporaryDirectory() as tmp:
     r = run(str(sample_dir() / "sample.wav"), PipelineOptions(out_dir=tmp, cpu_threads=1, formats=("json",)))
-    conv.append(("demo", "make demo (diarized)", r.transcript, r.transcript))
-if (EVAL / "manifest.json").exists():
-    clips = ["dev00", "dev01"] + ([] if "--fast" in sys.argv else ["trn00", "trn03", "trn04", "trn05", "trn06", "trn08", "trn09"])
-    for k in clips:
-        t = transcribe(EVAL / "diar" / f"ami_{k}.flac", TranscribeOptions(model="base", cpu_threads=1))
-        conv.append(("AMI dev" if k.startswith("dev") else "AMI other", f"AMI {k} (ref. speakers)",
-                     assign_speakers(t, rttm_turns(EVAL / "diar" / f"ami_{k}.rttm")), t))
+    conv.append(("demo", "demo", r.transcript, r.transcript))
+    if (EVAL / "manifest.json").exists():
+        clips = ["dev00", "dev01"] + ([] if "--fast" in sys.argv else ["trn00", "trn03", "trn04", "trn05", "trn06", "trn08", "trn09"])
+        for k in clips:
+            # the main job (vidtrans' own diarization), and the same words with the reference speakers
+            r = run(str(EVAL / "diar" / f"ami_{k}.flac"), PipelineOptions(out_dir=tmp, cpu_threads=1, formats=("json",)))
+            group = "AMI dev" if k.startswith("dev") else "AMI other"
+            conv.append((group, f"{k} vidtrans diar.", r.transcript, r.transcript))
+            conv.append((group, f"{k} ref. speakers", assign_speakers(r.transcript, rttm_turns(EVAL / "diar" / f"ami_{k}.rttm")),
+                         r.transcript))
+
+def unlabelled(t):
+    return t.replace(segments=tuple(
+        Segment(s.start, s.end, s.text, words=tuple(Word(w.start, w.end, w.text, w.probability) for w in s.words))
+        for s in t.segments))
 
 systems = {
     "vidtrans, speakers": lambda ts, t: C.to_vtt(C.build_cues(ts)),
     "vidtrans, 1 speaker/cue": lambda ts, t: C.to_vtt(C.build_cues(ts, C.CaptionOptions(dialogue_cues=False))),
-    "vidtrans, no speakers": lambda ts, t: C.to_vtt(C.build_cues(t.replace(segments=tuple(
-        Segment(s.start, s.end, s.text, words=tuple(Word(w.start, w.end, w.text, w.probability) for w in s.words))
-        for s in t.segments)))),
+    "vidtrans, no speakers": lambda ts, t: C.to_vtt(C.build_cues(unlabelled(t))),
     "openai-whisper writer": lambda ts, t: whisper_vtt(ts),
 }
 print("\nConversational speech with speakers: cues / hard-rule cues / soft-rule cues (min duration, cps)")
+print(f"  {'clip':22} " + " | ".join(f"{name:^26}" for name in systems))
 totals = {}
 for group, clip, ts, t in conv:
-    print(clip)
+    cells = []
     for name, fn in systems.items():
         n, h, s = score(fn(ts, t))
-        print(f"  {name:24} cues={n:3d} hard={h:2d} soft={s:2d} ({100 * s / max(n, 1):4.1f} %)")
+        cells.append(f"{n:3d} cues h={h} s={s:2d} ({100 * s / max(n, 1):4.1f}%)")
         for g in (group, "target (demo + AMI dev)" if group != "AMI other" else None, "all"):
             if g:
                 a = totals.setdefault((g, name), [0, 0, 0])
                 a[0] += n; a[1] += h; a[2] += s
+    print(f"  {clip:22} " + " | ".join(f"{c:26}" for c in cells))
 print("totals")
 for (g, name), (n, h, s) in totals.items():
     print(f"  {g:24} {name:24} cues={n:3d} hard={h:2d} soft={s:2d} ({100 * s / max(n, 1):4.1f} %)")
+
+# how late cues start (max_start_delay) and the leave-one-clip-out choice of it
+import statistics
+
+print("\nmax_start_delay, leave one clip out (the clip's diarized and reference-speaker versions held out together)")
+DELAYS = (0.3, 0.5, 0.75, 1.0)
+res = {}
+for d in DELAYS:
+    o = C.CaptionOptions(max_start_delay=d)
+    lags = []
+    for group, clip, ts, t in conv:
+        cues = C.build_cues(ts, o)
+        lags += [c.start - c.words[0].start for c in cues]
+        n, h, s = score(C.to_vtt(cues))
+        a = res.setdefault((d, clip.split()[0]), [0, 0, 0])
+        a[0] += n; a[1] += h; a[2] += s
+    lags.sort()
+    n, s = sum(v[0] for k, v in res.items() if k[0] == d), sum(v[2] for k, v in res.items() if k[0] == d)
+    print(f"  max_start_delay={d:4.2f}: soft={s}/{n} ({100 * s / n:.1f} %); start after speech: mean {statistics.mean(lags):.2f} s, "
+          f"p95 {lags[int(0.95 * len(lags))]:.2f} s, max {lags[-1]:.2f} s")
+names = sorted({k[1] for k in res})
+tot = [0, 0, 0]
+for held in names:
+    rate = lambda d: sum(res[(d, c)][2] for c in names if c != held) / max(1, sum(res[(d, c)][0] for c in names if c != held))  # noqa: E731
+    d = min(DELAYS, key=lambda x: (round(rate(x), 9), x))
+    n, h, s = res[(d, held)]
+    tot[0] += n; tot[1] += h; tot[2] += s
+    print(f"  held out {held:6} -> chosen {d:4.2f}: cues={n:3d} hard={h} soft={s} ({100 * s / max(n, 1):4.1f} %)")
+print(f"  leave-one-clip-out: cues={tot[0]} hard={tot[1]} soft={tot[2]} ({100 * tot[2] / max(tot[0], 1):.1f} %); "
+      f"default max_start_delay={C.CaptionOptions().max_start_delay}")

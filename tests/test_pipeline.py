@@ -29,19 +29,16 @@ def test_demo_main_job_offline_with_speakers(tmp_path, capsys):
     t = Transcript.load(tmp_path / "talk.json")
     assert t.speaker_turns and all(w.speaker for w in t.words)
     assert {s.speaker for s in t.segments} == voices
-    # issue 9: the demo's captions with speakers are valid WebVTT with no warning, no hard-rule
-    # violation and at most three cues over a soft rule (the sample's speech from 7.5 s to 11.1 s
-    # carries ~70 characters in 3.6 s: no timing shows that at 20 cps, so `--strict` cannot pass;
-    # diarization and decoding vary a little between runs, giving 1-3 such cues of 11-12 — issue 9's
-    # target of <= 5 % is not met on this clip yet, and the bound keeps it from getting worse)
+    # issue 9: the demo's captions with speakers are valid WebVTT with no warning and no cue over
+    # any readability rule (hard: line length, lines, max duration, overlap, gap; soft: minimum
+    # duration, reading speed), across the run-to-run variation of diarization and decoding
     from vidtrans.captions import validate_vtt
 
     capsys.readouterr()
-    assert main(["validate", str(vtt)]) == 0, capsys.readouterr().out
+    assert main(["validate", "--strict", str(vtt)]) == 0, capsys.readouterr().out
     report = validate_vtt(vtt)
-    assert not report.warnings, report.format()
-    assert {rule for _, rule in report.violations} <= {"max_cps", "min_duration"}, report.format()
-    assert sum(1 for c in report.readability.cues if c.violations) <= 3, report.format()
+    assert not report.warnings and not report.errors, report.format()
+    assert not report.violations, report.format()
     import shutil
 
     if shutil.which("chromium"):  # a real browser reads the cues vidtrans wrote (see test_webvtt_conformance)

@@ -12,8 +12,11 @@ into caption cues that follow the Netflix / BBC timed-text rules by default
   (words keep the engine's spacing: ``self-love``, ``don't``, CJK without spaces);
 * a cue lasts between 5/6 s and 7 s and is read at no more than 20 characters per
   second: cue boundaries are chosen so each cue can be read in the time it can have,
-  a cue is extended into the silence after it, the next cue may come up to
-  ``max_start_delay`` after its speech when that is enough; never by dropping words;
+  a cue is extended into the silence after it, and fast speech is shown as a chain of
+  cues each starting when the one before has been read, at most ``max_start_delay``
+  (1 s) after its own speech, timed over the whole file for the fewest unreadable cues;
+  where cues still cannot be read, boundaries near them are moved, merged, split into
+  or paired as dialogue cues when that helps the whole chain; never by dropping words;
 * cues break where the speaker changes, except that short turns of a dialogue that
   could not be read alone share a cue, one dashed line per speaker (Netflix/BBC
   dual-speaker cues), and at pauses of 0.4 s or more (unless the words around the

@@ -465,6 +465,9 @@ def build_cues(transcript: Transcript, options: CaptionOptions | None = None) ->
             raw.append(_Raw(ws[0].start, ws[-1].end, lines, ws, changed and k == 0))
     if options.dialogue_cues and options.max_lines >= 2:
         raw = _pair_dialogue(raw, options, media_end, tag_width)
+    if options.extend_for_reading:
+        hard_end = transcript.duration if (not options.hold_last_cue and transcript.duration) else math.inf
+        raw = _Restructure(options, hard_end, names, tag_width).run(raw)
     for r in raw:
         _set_emotion(r, options)
 
@@ -676,13 +679,21 @@ def _cue_words(ws: Sequence[_W]) -> tuple[Word, ...]:
     return tuple(out)
 
 
-def _time_cues(raw, o: CaptionOptions, media_end: float | None) -> list[tuple[float, float]]:
-    """Final on-screen times: gaps, reading-time extension, gap closing, max duration."""
+def _reading_times(
+    raw, o: CaptionOptions, hard_end: float, prev_end: float = -math.inf
+) -> tuple[list[float], list[float], list[bool]]:
+    """Times before gap closing: min_gap kept, then (with ``extend_for_reading``) the reading chain.
+
+    Returns (starts, ends, readable per cue).  *prev_end*: end of the cue before *raw* (windows).
+    """
     frame = 1 / 25
     n = len(raw)
     starts = [r[0] for r in raw]
     ends = [r[1] for r in raw]
-    speech = list(starts)
+    if n and starts[0] < prev_end + o.min_gap:
+        starts[0] = prev_end + o.min_gap
+        ends[0] = max(ends[0], starts[0] + frame)
+    speech = [r[0] for r in raw]
     # 1. keep min_gap before the next cue (trim the end of speech, or push the next start)
     for k in range(n - 1):
         limit = starts[k + 1] - o.min_gap
@@ -690,23 +701,20 @@ def _time_cues(raw, o: CaptionOptions, media_end: float | None) -> list[tuple[fl
             ends[k] = max(limit, starts[k] + frame)
             starts[k + 1] = max(starts[k + 1], ends[k] + o.min_gap)
             ends[k + 1] = max(ends[k + 1], starts[k + 1] + frame)
+    needs = [min(max(o.min_duration, len(_join(r[2])) / o.max_cps), o.max_duration) for r in raw]
+    if not o.extend_for_reading:
+        return starts, ends, [e - s >= need - _TOL for s, e, need in zip(starts, ends, needs)]
+    # 2. reading time (min duration, max cps): each cue extends into the silence after it, and a
+    # cue may start up to max_start_delay after its speech so the one before can be read
+    return _chain_times(starts, ends, speech, needs, o, hard_end)
+
+
+def _time_cues(raw, o: CaptionOptions, media_end: float | None) -> list[tuple[float, float]]:
+    """Final on-screen times: gaps, reading time (a chain of delayed starts), gap closing, max duration."""
+    n = len(raw)
     hard_end = media_end if media_end and media_end > 0 else math.inf
+    starts, ends, _ = _reading_times(raw, o, hard_end)
     for k in range(n):
-        room = (starts[k + 1] - o.min_gap) if k + 1 < n else hard_end
-        room = max(room, ends[k])
-        chars = len(_join(raw[k][2]))
-        if o.extend_for_reading:
-            # 2. reading time: min duration and max cps, into the following silence
-            target = min(max(o.min_duration, chars / o.max_cps), o.max_duration)
-            if ends[k] - starts[k] < target:
-                ends[k] = min(starts[k] + target, room)
-            # still short: the next cue may come up to max_start_delay after its speech starts
-            short = target - (ends[k] - starts[k])
-            if k + 1 < n and short > _TOL / 2 and starts[k + 1] + short <= speech[k + 1] + o.max_start_delay:
-                starts[k + 1] += short
-                ends[k] = starts[k] + target
-                ends[k + 1] = max(ends[k + 1], starts[k + 1] + frame)
-                room = ends[k]
         # 3. close short gaps to min_gap (no flicker between chained cues)
         if k + 1 < n and 0 < starts[k + 1] - ends[k] < o.close_gap:
             ends[k] = max(ends[k], starts[k + 1] - o.min_gap)
@@ -725,3 +733,296 @@ def _time_cues(raw, o: CaptionOptions, media_end: float | None) -> list[tuple[fl
         prev_end = e
     return out
 
+
+def _chain_times(
+    starts: list[float], ends: list[float], speech: list[float], needs: list[float], o: CaptionOptions,
+    hard_end: float,
+) -> tuple[list[float], list[float], list[bool]]:
+    """On-screen times that leave the fewest cues without their reading time (*needs*).
+
+    Fast speech is shown as a chain: a cue stays up until it has been read, and the next one starts
+    when it ends, but never more than ``max_start_delay`` after its own speech (a later start
+    would count as a failure too).  Dynamic programme over the cues with, per cue, the Pareto set
+    of (cues failed so far, end of this cue): the earliest end is best for everything after it, so
+    the result is the fewest failures for these cues; ties go to the earliest (least delayed)
+    times.  Cues that still fail get all the time left before the next cue.
+    """
+    n = len(starts)
+    frame = 1 / 25
+    #: a state this many failures above the best one is dropped (bounds the work per cue)
+    spread = 3
+    # states[k]: list of (failures, end, start, state index in states[k-1], ok)
+    states: list[list[tuple[int, float, float, int, bool]]] = []
+    prev: list[tuple[int, float, float, int, bool]] = [(0, -math.inf, 0.0, -1, True)]
+    for k in range(n):
+        latest = max(starts[k], speech[k] + o.max_start_delay)
+        cand: list[tuple[int, float, float, int, bool]] = []
+        late: list[tuple[int, float, float, int, bool]] = []
+        for si, (fails, prev_end, _, _, _) in enumerate(prev):
+            a = max(starts[k], prev_end + o.min_gap)
+            if a > latest + _TOL:  # too late: the cue before must give way (it fails instead)
+                late.append((fails + 1, max(a + frame, ends[k]), a, si, False))
+                continue
+            room = hard_end if k + 1 == n else math.inf
+            ok_end = max(a + needs[k], min(ends[k], a + o.max_duration))
+            if ok_end <= room + _TOL:
+                cand.append((fails, ok_end, a, si, True))
+            cand.append((fails + 1, max(a + frame, ends[k]), a, si, False))
+        cand = cand or late
+        cand.sort(key=lambda c: (c[0], c[1]))
+        front: list[tuple[int, float, float, int, bool]] = []
+        for c in cand:  # keep states not dominated by one with fewer failures and an earlier end
+            if not front or (c[1] < front[-1][1] - 1e-9 and c[0] <= front[0][0] + spread):
+                front.append(c)
+        states.append(front)
+        prev = front
+    best = min(range(len(prev)), key=lambda i: (prev[i][0], prev[i][1]))
+    out_s, out_e, oks = [0.0] * n, [0.0] * n, [True] * n
+    for k in range(n - 1, -1, -1):
+        _, e, a, si, ok = states[k][best]
+        out_s[k], out_e[k], oks[k] = a, e, ok
+        best = si
+    for k in range(n):  # a failed cue keeps what it can get before the next one
+        if not oks[k]:
+            nxt = out_s[k + 1] - o.min_gap if k + 1 < n else hard_end
+            out_e[k] = max(out_e[k], min(out_s[k] + needs[k], nxt))
+    return out_s, out_e, oks
+
+
+def _fails(raw: Sequence[_Raw], o: CaptionOptions, hard_end: float, prev_end: float = -math.inf) -> int:
+    return sum(1 for ok in _reading_times([(r.start, r.end, r.lines) for r in raw], o, hard_end, prev_end)[2] if not ok)
+
+
+class _Restructure:
+    """Local changes of cue boundaries where the reading chain (:func:`_chain_times`) leaves cues
+    that cannot be read: around each such cue, try splitting the stretch of that speaker's cues
+    around it again with the chain's timing in view (:meth:`resplit`), moving a boundary between
+    two cues of one speaker by a few words, merging them, splitting a dialogue cue into its two
+    turns or pairing two turns into one; keep the change that leaves the fewest unreadable cues
+    (then the best breaks), only when it lowers their number over the whole file.
+
+    Cue boundaries chosen one stretch at a time (:func:`_split_run`, :func:`_pair_dialogue`) only
+    see the next cue's speech; this sees the timing of the whole chain of cues that follow each
+    other closely, so the result does not hinge on one word time or one diarization turn.
+    """
+
+    #: cues on each side of an unreadable cue that may change, and the window scored around them
+    REACH = (3, 2)
+    WINDOW = 8
+    SHIFT = 4
+    #: one-speaker cues on each side of an unreadable one split again together
+    STRETCH = 3
+
+    def __init__(self, o: CaptionOptions, hard_end: float, names: dict[str, str], tag_width: int):
+        self.o, self.hard_end, self.names, self.tag_width = o, hard_end, names, tag_width
+        #: a new cue never spans a longer silence: its words would be shown that long before they
+        #: are spoken (the same bound as a late start)
+        self.max_pause = math.inf if o.pause_threshold is None else max(o.pause_threshold, o.max_start_delay)
+        #: on-screen end of every cue in the current timing (set by :meth:`run`)
+        self.ends: list[float] = []
+
+    def _spans_pause(self, words: Sequence[_W]) -> bool:
+        return any(b.start - a.end > self.max_pause for a, b in zip(words, words[1:]))
+
+    # -- building cues
+    def single(self, words: list[_W], prev: _Raw | None) -> tuple[_Raw, float] | None:
+        """A one-speaker cue of *words* (None when its lines do not fit) and its line cost."""
+        spk = words[0].speaker
+        if (any(w.speaker != spk for w in words) or words[-1].end - words[0].start > self.o.max_duration
+                or self._spans_pause(words)):
+            return None
+        shown = (prev.line_speakers[-1] if prev.line_speakers else prev.words[0].speaker) if prev else object()
+        changed = spk != shown
+        label = self.names.get(spk) if spk else None
+        reserve = len(_srt_prefix(label)) if (label and changed) else 0
+        lines, cost, fits = _Scorer(words, self.o).break_lines(0, len(words), reserve + self.tag_width)
+        if not fits:
+            return None
+        return _Raw(words[0].start, words[-1].end, lines, list(words), changed), cost
+
+    def pair(self, a: _Raw, b: _Raw) -> _Raw | None:
+        o = self.o
+        sa, sb = a.words[0].speaker, b.words[0].speaker
+        if a.line_speakers or b.line_speakers or sa == sb or sa is None or sb is None:
+            return None
+        ta, tb = _join(a.lines), _join(b.lines)
+        if max(len(ta), len(tb)) + 2 + self.tag_width > o.max_chars_per_line:
+            return None
+        if b.start - a.end > o.dialogue_max_gap or b.end - a.start > o.max_duration:
+            return None
+        return _Raw(a.start, b.end, (f"- {ta}", f"- {tb}"), a.words + b.words, True, (sa, sb))
+
+    def unpair(self, d: _Raw, prev: _Raw | None) -> list[tuple[_Raw, float]] | None:
+        sa = d.line_speakers[0]
+        wa = [w for w in d.words if w.speaker == sa]
+        wb = d.words[len(wa):]
+        if not wb or any(w.speaker == sa for w in wb):
+            return None
+        a = self.single(wa, prev)
+        b = self.single(wb, a[0]) if a else None
+        return [a, b] if a and b else None
+
+    def resplit(self, raw: list[_Raw], f: int):
+        """Cue f's stretch of one-speaker cues of the same speaker (a few on each side) split again,
+        choosing the boundaries with the reading chain in view: dynamic programme over the words
+        whose states are (cost, end on screen of the last cue), Pareto-pruned."""
+        o = self.o
+        if raw[f].line_speakers:
+            return None
+        spk = raw[f].words[0].speaker
+        same = lambda r: not r.line_speakers and r.words[0].speaker == spk  # noqa: E731
+        lo = f
+        while lo > 0 and f - lo < self.STRETCH and same(raw[lo - 1]):
+            lo -= 1
+        hi = f + 1
+        while hi < len(raw) and hi - f <= self.STRETCH and same(raw[hi]):
+            hi += 1
+        words = [w for r in raw[lo:hi] for w in r.words]
+        prev = raw[lo - 1] if lo > 0 else None
+        prev_end = self.ends[lo - 1] if lo > 0 else -math.inf
+        first = self.single(words[:1], prev)
+        if first is None:
+            return None
+        changed = first[0].changed
+        label = self.names.get(spk) if spk else None
+        reserve = len(_srt_prefix(label)) if (label and changed) else 0
+        nxt = raw[hi].start + o.max_start_delay - o.min_gap if hi < len(raw) else math.inf
+        sc = _Scorer(words, o)
+        n = len(words)
+        max_chars = o.max_lines * (o.max_chars_per_line + 1)
+        frame = 1 / 25
+        # states[j]: (cost, end, i, state index at i, lines)
+        states: list[list[tuple[float, float, int, int, tuple[str, ...]]]] = [[(0.0, prev_end, -1, -1, ())]]
+        for j in range(1, n + 1):
+            cand = []
+            inner = 0
+            for i in range(j - 1, -1, -1):
+                if i < j - 1:
+                    if sc.sent_end[i]:
+                        inner += 1
+                    if (sc.length(i, j) > max_chars + reserve or words[j - 1].end - words[i].start > o.max_duration
+                            or words[i + 1].start - words[i].end > self.max_pause):
+                        break
+                lines, line_cost, fits = sc.break_lines(i, j, (reserve if i == 0 else 0) + self.tag_width)
+                if not fits:
+                    continue
+                need = min(max(o.min_duration, sc.length(i, j) / o.max_cps), o.max_duration)
+                base = 3.0 + line_cost + 1.5 * inner + (sc.cue_cost[j] if j < n else 0.0)
+                for si, (c0, e0, *_rest) in enumerate(states[i]):
+                    a = max(words[i].start, e0 + o.min_gap)
+                    end = max(a + need, min(words[j - 1].end, a + o.max_duration))
+                    c = c0 + base
+                    if a > words[i].start + o.max_start_delay + _TOL:
+                        c += 6.0
+                        end = max(a + frame, words[j - 1].end)
+                    if j == n and end > nxt + _TOL:
+                        c += 6.0
+                    cand.append((c, end, i, si, lines))
+            cand.sort(key=lambda t: (t[0], t[1]))
+            front: list[tuple[float, float, int, int, tuple[str, ...]]] = []
+            for t in cand:
+                if not front or t[1] < front[-1][1] - 1e-9:
+                    front.append(t)
+                    if len(front) >= 6:
+                        break
+            if not front:
+                return None
+            states.append(front)
+        cost = states[n][0][0]
+        cuts, j, si = [], n, 0
+        while j > 0:
+            _, _, i, psi, lines = states[j][si]
+            cuts.append((i, j, lines))
+            j, si = i, psi
+        new = []
+        for k, (i, j, lines) in enumerate(reversed(cuts)):
+            ws = words[i:j]
+            new.append(_Raw(ws[0].start, ws[-1].end, lines, ws, changed and k == 0))
+        return lo, hi - lo, new, cost
+
+    def candidates(self, raw: list[_Raw], k: int):
+        """(first index, number of cues replaced, new cues, cost) for changes at cues k, k+1."""
+        o = self.o
+        prev = raw[k - 1] if k > 0 else None
+        a = raw[k]
+        if a.line_speakers:
+            parts = self.unpair(a, prev)
+            if parts:
+                yield k, 1, [r for r, _ in parts], 0.0 + sum(c for _, c in parts)
+        if k + 1 >= len(raw):
+            return
+        b = raw[k + 1]
+        if o.dialogue_cues and o.max_lines >= 2:
+            d = self.pair(a, b)
+            if d is not None:
+                yield k, 2, [d], 0.25
+        if a.line_speakers or b.line_speakers or a.words[0].speaker != b.words[0].speaker:
+            return
+        words = a.words + b.words
+        sc = _Scorer(words, o)
+        m0 = len(a.words)
+        merged = self.single(words, prev)
+        if merged:
+            yield k, 2, [merged[0]], merged[1] - 3.0
+        for m in range(max(1, m0 - self.SHIFT), min(len(words) - 1, m0 + self.SHIFT) + 1):
+            if m == m0:
+                continue
+            x = self.single(words[:m], prev)
+            y = self.single(words[m:], x[0]) if x else None
+            if x and y:
+                yield k, 2, [x[0], y[0]], x[1] + y[1] + sc.cue_cost[m]
+
+    def run(self, raw: list[_Raw]) -> list[_Raw]:
+        """Sweep the unreadable cues in time order (a few rounds); each change is kept only when it
+        lowers the number of unreadable cues of the whole file."""
+        o = self.o
+        for _ in range(3):
+            changed = False
+            _, self.ends, oks = _reading_times([(r.start, r.end, r.lines) for r in raw], o, self.hard_end)
+            total = oks.count(False)
+            f = 0
+            while total and f < len(raw):
+                if oks[f]:
+                    f += 1
+                    continue
+                trial = self.improve(raw, f)
+                if trial is not None:
+                    raw, changed = trial
+                    _, self.ends, oks = _reading_times([(r.start, r.end, r.lines) for r in raw], o, self.hard_end)
+                    total = oks.count(False)
+                f += 1
+            if not changed or not total:
+                break
+        return raw
+
+    def improve(self, raw: list[_Raw], f: int) -> tuple[list[_Raw], bool] | None:
+        """The best change near unreadable cue f that lowers the file's unreadable cues, or None."""
+        o = self.o
+        lo = max(0, f - self.WINDOW)
+        hi = min(len(raw), f + self.WINDOW)
+        prev_end = self.ends[lo - 1] if lo > 0 else -math.inf
+        base = _fails(raw[lo:hi], o, self.hard_end, prev_end)
+        options = []
+        changes = list(self.candidates_at(raw, f))
+        for i, n_old, new, cost in changes:
+            if i < lo or i + n_old > hi:
+                continue
+            fails = _fails(raw[lo:i] + new + raw[i + n_old:hi], o, self.hard_end, prev_end)
+            if fails < base:
+                options.append((fails, cost, i, n_old, new))
+        if not options:
+            return None
+        total = _fails(raw, o, self.hard_end)
+        for _, _, i, n_old, new in sorted(options, key=lambda t: (t[0], t[1]))[:3]:
+            trial = raw[:i] + new + raw[i + n_old:]
+            if _fails(trial, o, self.hard_end) < total:
+                return trial, True
+        return None
+
+    def candidates_at(self, raw: list[_Raw], f: int):
+        rs = self.resplit(raw, f)
+        if rs is not None:
+            i, n_old, new, cost = rs
+            yield i, n_old, new, cost - 3.0 * len(new)
+        for k in range(max(0, f - self.REACH[0]), min(len(raw), f + self.REACH[1])):
+            yield from self.candidates(raw, k)
