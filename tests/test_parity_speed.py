@@ -171,6 +171,37 @@ def test_lean_features_equal_and_flat(sample_wav):
     assert peak <= out.nbytes * 1.5 + 40e6, (peak / 1e6, out.nbytes / 1e6)
 
 
+def test_lazy_features_equal_faster_whisper_slice_by_slice(sample_wav):
+    """The lazy log-mel (used above lean_features_seconds) keeps no spectrogram, yet every window
+    faster-whisper reads equals its own extractor's, normalisation (global maximum) included."""
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    from vidtrans.transcribe._features import LazyFeatureExtractor
+
+    one = load_audio(sample_wav)
+    audio = np.concatenate([one, 0.3 * one, one[: 16000 * 7 + 77]])  # 67 s, quieter middle, odd end
+    ref = FeatureExtractor()(audio)
+    lazy = LazyFeatureExtractor()(audio)
+    assert lazy.shape == ref.shape and lazy.ndim == 2
+    assert np.abs(np.asarray(lazy) - ref).max() <= 1e-6
+    tail = lazy[..., 4500:]  # what transcribe() keeps after a seek; still lazy
+    assert tail.shape == (ref.shape[0], ref.shape[1] - 4500) and not isinstance(tail, np.ndarray)
+    for a in (0, 1234, 3000, ref.shape[1] - 1000):
+        win = lazy[:, a : a + 3000]
+        np.testing.assert_allclose(pad_or_trim(win), pad_or_trim(ref[:, a : a + 3000]), atol=1e-6)
+        np.testing.assert_allclose(np.expand_dims(win, 0)[0], ref[:, a : a + 3000], atol=1e-6)
+    np.testing.assert_allclose(tail[:, 100:200], ref[:, 4600:4700], atol=1e-6)
+
+    long = np.tile(one, 80)  # 40 minutes: its whole spectrogram would be 77 MB
+    tracemalloc.start()
+    f = LazyFeatureExtractor()(long)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    # only one 30 s block's transients (~30 MB) ever exist, however long the input
+    assert f.nbytes > 75e6 and peak < 40e6, (peak / 1e6, f.nbytes / 1e6)
+
+
 @pytest.mark.slow
 def test_long_tiled_input_runs_with_bounded_rss(sample_wav, tmp_path):
     """4 minutes of real speech through the engine (block-wise features forced) in a child: RSS stays bounded."""

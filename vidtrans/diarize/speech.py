@@ -66,13 +66,13 @@ class Segmenter:
     ``speaker_count``).  One instance per diarize call: not shared across threads.
     """
 
-    def __init__(self, model, device: str = "cpu", step_ratio: float = 0.1, batch_size: int = 8):
+    def __init__(self, model, device: str = "cpu", step_ratio: float = 0.1, batch_size: int | None = None):
         self.model = model
         self.rf = model.receptive_field
         self.chunk = float(model.chunk_seconds)
         self.window = int(round(self.chunk * SAMPLE_RATE))
         self.step = int(round(step_ratio * self.chunk * SAMPLE_RATE))
-        self.batch_size = batch_size
+        self.batch_size = batch_size or getattr(model, "batch_size", 8)
 
     def chunk_offsets(self, num_samples: int) -> list[int]:
         """Sample offsets of the chunks covering *num_samples* samples."""

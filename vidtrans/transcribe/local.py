@@ -567,10 +567,10 @@ class _features_for:
 
     def __enter__(self):
         if self.lean:
-            from ._features import LeanFeatureExtractor
+            from ._features import LazyFeatureExtractor
 
             self.saved = self.model.feature_extractor
-            lean = LeanFeatureExtractor(**self.model.feat_kwargs)
+            lean = LazyFeatureExtractor(**self.model.feat_kwargs)
             self.model.feature_extractor = lean
         return self
 
