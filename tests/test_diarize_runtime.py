@@ -149,3 +149,27 @@ def test_unknown_runtime_is_a_clear_error(sample_wav):
         dz.diarize(sample_wav, dz.DiarizeOptions(runtime="tensorrt"))
     with pytest.raises(dm.DiarizationModelError, match="CPU only"):
         dm.resolve_runtime("onnx", "cuda")
+
+
+def test_numpy_average_linkage_equals_scipy_on_real_embeddings(sample_wav):
+    """vidtrans.diarize.linkage (no scipy.cluster import) gives scipy's tree and flat clusters."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    from vidtrans.diarize import _base, local
+    from vidtrans.diarize.linkage import average_linkage, fcluster_distance, fcluster_maxclust
+
+    emb = local.analyze(_base._AudioSource(sample_wav), dz.DiarizeOptions(num_threads=1)).emb.astype(np.float64)
+    x = np.concatenate([emb, emb[::3] * 1.5 + 0.01])  # a second, scaled copy: near-duplicates and ties
+    assert len(x) > 100
+    ref, ours = linkage(x, method="average", metric="cosine"), average_linkage(x)
+    np.testing.assert_allclose(ours[:, 2], ref[:, 2], atol=1e-9)
+    np.testing.assert_array_equal(ours[:, 3], ref[:, 3])
+
+    def partition(labels):
+        return sorted(sorted(np.flatnonzero(labels == v).tolist()) for v in np.unique(labels))
+
+    for t in (0.2, 0.4, 0.6, 0.8):
+        assert partition(fcluster_distance(ours, t)) == partition(fcluster(ref, t=t, criterion="distance"))
+    for k in (1, 2, 3, 5):
+        assert partition(fcluster_maxclust(ours, k)) == partition(fcluster(ref, t=k, criterion="maxclust"))
+    assert average_linkage(x[:1]).shape == (0, 4)
