@@ -188,6 +188,8 @@ def label(feats: Features, opts: DiarizeOptions, params: ClusterParams | None = 
         else:
             near = np.full(int(empty.sum()), order[0])
         score[np.flatnonzero(empty), labels[near]] = 1.0
+    if opts.num_speakers or opts.min_speakers:
+        _keep_every_speaker(score, labels, windows, grid, count_all)
     ranked = np.argsort(-score, axis=1)
     cnt = np.minimum(count_all, K)
     full = np.zeros((T, K), dtype=np.uint8)
@@ -204,6 +206,32 @@ def label(feats: Features, opts: DiarizeOptions, params: ClusterParams | None = 
     meta["num_speakers_estimated"] = int(K)
     meta["cluster_params"] = {k: getattr(params, k) for k in params.__dataclass_fields__}
     return _finalise(turns, exclusive, overlaps, feats.duration, _round_timings(meta), centroids, opts)
+
+
+def _keep_every_speaker(score: np.ndarray, labels: np.ndarray, windows: np.ndarray, grid, count: np.ndarray) -> None:
+    """A speaker that was asked for (``num/min_speakers``) but wins no frame by vote takes frames of its
+    own windows, so that the given count is honoured: the overlapped ones as the second speaker where
+    there are any (a speaker the count missed mostly talks while someone else does), else the speech
+    frames as the first."""
+    T, K = score.shape
+    won = np.zeros(K, dtype=bool)
+    top = np.argsort(-score, axis=1)
+    for r in range(min(2, K)):
+        won[np.unique(top[count > r, r])] = True
+    for k in np.flatnonzero(~won):
+        sel = np.unique(np.concatenate([np.arange(grid.index(s, "ceil"), min(grid.index(e, "ceil"), T))
+                                        for s, e in windows[labels == k]] or [np.zeros(0, int)]))
+        if not len(sel):
+            continue
+        multi = sel[count[sel] >= 2]
+        if len(multi):
+            first = score[multi].max(1)
+            score[multi, k] = first - 1e-3 * np.maximum(first, 1e-3)
+            second = np.sort(score[multi], axis=1)[:, -2] if K > 1 else first
+            score[multi, k] = np.maximum(score[multi, k], second + 1e-6)
+        else:
+            sel = sel[count[sel] > 0]
+            score[sel, k] = score[sel].max(1) + 1.0
 
 
 @dataclass(frozen=True)
