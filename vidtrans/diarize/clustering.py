@@ -86,6 +86,8 @@ class ClusterParams:
     grow: str = "outlier"
     #: a grown speaker's seed needs this many windows closer to it than to any found speaker
     grow_support: int = 6
+    #: a grown speaker takes a window only when this much more similar to it than to the found speakers
+    grow_margin: float = 0.0
 
 
 def _centroids(xu: np.ndarray, labels: np.ndarray, k: int, mask: np.ndarray | None = None) -> np.ndarray:
@@ -177,14 +179,31 @@ def ahc_cluster(
         if sim.max() < params.merge and len(cent) <= max_clusters:
             break
         cent, weight, _ = _merge_closest(cent, weight)
+    found = len(cent)
     if len(cent) < min_clusters:
         if params.grow == "tree":  # a finer cut of the same tree (splits the biggest speakers first)
             cent = _finer_cut(z, xc, xu, clean, min_clusters, min_windows, params)
         else:  # new speakers from the windows the found ones explain worst
             cent = _grow(xu, clean, cent, min_clusters, params)
+    if params.grow != "tree":
+        info["grown_from"] = found  # centroids from this index on were added to reach the count asked for
     labels = np.argmax(xu @ cent.T, axis=1)
     info["num_speakers_estimated"] = int(len(cent))
     return labels, cent, info
+
+
+def assign(xu: np.ndarray, cent: np.ndarray, found: int | None = None, margin: float = 0.0) -> np.ndarray:
+    """Nearest centroid of every (unit) row; the centroids from *found* on were added to reach a given
+    count and take a row only when ``margin`` closer than the found ones (and at least their nearest)."""
+    sim = xu @ cent.T
+    if found is None or found >= len(cent) or not margin or not len(xu):
+        return np.argmax(sim, axis=1)
+    sim[:, found:] -= margin
+    labels = np.argmax(sim, axis=1)
+    for j in range(found, len(cent)):
+        if not (labels == j).any():
+            labels[int(np.argmax(sim[:, j] - sim[:, :found].max(1)))] = j
+    return labels
 
 
 def _finer_cut(z, xc, xu, clean, k, min_windows, params) -> np.ndarray:
