@@ -86,6 +86,12 @@ class ClusterParams:
     grow: str = "outlier"
     #: a grown speaker's seed needs this many windows closer to it than to any found speaker
     grow_support: int = 6
+    #: how the candidate speaker is chosen (see ``_grow``): "segmentation" = the one that keeps apart most
+    #: pairs of local speakers the segmentation model hears in one chunk, then the least similar to the
+    #: others; "distinct" = the least similar only
+    grow_choice: str = "segmentation"
+    #: a local speaker takes part in that test with this much solo speech in its chunk (seconds)
+    local_group_seconds: float = 2.0
     #: a grown speaker takes a window only when this much more similar to it than to the found speakers
     grow_margin: float = 0.0
 
@@ -120,6 +126,7 @@ def ahc_cluster(
     num_clusters: int | None = None,
     min_clusters: int = 1,
     max_clusters: int = 20,
+    groups: list[list[np.ndarray]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Cluster window embeddings and count speakers; returns (labels, unit centroids, info).
 
@@ -184,7 +191,7 @@ def ahc_cluster(
         if params.grow == "tree":  # a finer cut of the same tree (splits the biggest speakers first)
             cent = _finer_cut(z, xc, xu, clean, min_clusters, min_windows, params)
         else:  # new speakers from the windows the found ones explain worst
-            cent = _grow(xu, clean, cent, min_clusters, params)
+            cent = _grow(xu, clean, cent, min_clusters, params, groups)
     if params.grow != "tree":
         info["grown_from"] = found  # centroids from this index on were added to reach the count asked for
     labels = np.argmax(xu @ cent.T, axis=1)
@@ -247,21 +254,26 @@ def _split(xu: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray] | 
     return _unit(xu[rows][lab == 1].mean(0)), _unit(xu[rows][lab == 2].mean(0))
 
 
-def _grow(xu: np.ndarray, clean: np.ndarray, cent: np.ndarray, k: int, params: ClusterParams) -> np.ndarray:
-    """Add speakers until there are *k*, each time the most distinct one the windows allow.
+def _grow(
+    xu: np.ndarray, clean: np.ndarray, cent: np.ndarray, k: int, params: ClusterParams,
+    groups: list[list[np.ndarray]] | None = None,
+) -> np.ndarray:
+    """Add speakers until there are *k*, one at a time, keeping the found ones.
 
     Two kinds of candidate: a group of the windows the found speakers explain
     worst (a short or overlapped speaker the count missed), or a found speaker
-    cut in two (two voices the clustering merged).  The candidate whose new
-    centroid is least similar to the others wins, so that forcing more
-    speakers than the evidence shows does not cut a dominant speaker in halves
-    unless its halves are clearly two voices.
+    cut in two (two voices the clustering merged).  With ``grow_choice`` =
+    "segmentation" the candidate that keeps most pairs of the segmentation
+    model's local speakers of one chunk on different speakers wins (cannot-link
+    evidence, as pyannote's constrained assignment), ties going to the one
+    least similar to the others; with "distinct" only the similarity counts.
+    So forcing more speakers than the evidence shows does not cut a dominant
+    speaker in halves unless the segmentation model hears two voices there.
     """
     while len(cent) < k:
-        options = []
         # from all windows, not only the clean ones: the speakers a count misses mostly talk in overlap
         new = _unit(xu[_outlier_group(xu, cent, params.grow_support)].mean(0))
-        options.append((float((cent @ new).max()), np.vstack([cent, new[None]])))
+        options = [(float((cent @ new).max()), np.vstack([cent, new[None]]))]
         lab = np.argmax(xu @ cent.T, axis=1)
         for j in range(len(cent)):
             parts = _split(xu, np.flatnonzero((lab == j) & clean))
@@ -270,5 +282,20 @@ def _grow(xu: np.ndarray, clean: np.ndarray, cent: np.ndarray, k: int, params: C
             a, b = parts
             rest = np.delete(cent, j, axis=0)
             options.append((float(np.max(np.r_[a @ b, rest @ a, rest @ b])), np.vstack([rest, a[None], b[None]])))
-        cent = min(options, key=lambda o: o[0])[1]
+        if params.grow_choice == "segmentation" and groups:
+            cent = min(options, key=lambda o: (-_apart(xu, o[1], groups), o[0]))[1]
+        else:
+            cent = min(options, key=lambda o: o[0])[1]
     return cent
+
+
+def _apart(xu: np.ndarray, cent: np.ndarray, groups: list[list[np.ndarray]]) -> int:
+    """How many pairs of local-speaker groups of one chunk fall on different speakers (majority label)."""
+    lab = np.argmax(xu @ cent.T, axis=1)
+    n = 0
+    for ch in groups:
+        if len(ch) < 2:
+            continue
+        maj = [np.bincount(lab[g]).argmax() for g in ch]
+        n += sum(a != b for i, a in enumerate(maj) for b in maj[i + 1:])
+    return n

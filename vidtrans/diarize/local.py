@@ -288,6 +288,45 @@ def local_speaker_bound(feats: Features, params: ClusterParams) -> int:
     return k
 
 
+def local_speaker_groups(feats: Features, min_seconds: float = 1.0) -> list[list[np.ndarray]]:
+    """Per chunk, per local speaker of the segmentation model talking alone ``min_seconds`` or more: the
+    windows (indices, at least 2) that lie mostly (>= half their frames) inside that solo speech.  Two
+    groups of one chunk are two different speakers in the model's view."""
+    if not feats.chunks or not len(feats.windows):
+        return []
+    T = feats.grid.size
+    step = float(feats.rel[1] - feats.rel[0]) if len(feats.rel) > 1 else feats.grid.step
+    w0 = np.minimum(feats.grid.index(feats.windows[:, 0], "ceil"), T)
+    w1 = np.minimum(np.maximum(feats.grid.index(feats.windows[:, 1], "ceil"), w0 + 1), T)
+    order = np.argsort(w0, kind="stable")
+    out = []
+    for chunk_starts, seg in feats.chunks:
+        solo = seg.sum(axis=2) == 1
+        for c0, chunk, so in zip(chunk_starts, seg, solo):
+            idx = np.clip(feats.grid.index(c0 + feats.rel), 0, T - 1)
+            lo, hi = int(idx[0]), int(idx[-1]) + 1
+            a, b = np.searchsorted(w0[order], [lo, hi])
+            cand = order[a:b]
+            cand = cand[w1[cand] <= hi]
+            if len(cand) < 2:
+                continue
+            here = []
+            for k in range(chunk.shape[1]):
+                act = (chunk[:, k] > 0) & so
+                if act.sum() * step < min_seconds:
+                    continue
+                m = np.zeros(hi - lo)
+                m[idx[act] - lo] = 1.0
+                cs = np.r_[0.0, np.cumsum(m)]
+                cover = (cs[w1[cand] - lo] - cs[w0[cand] - lo]) / (w1[cand] - w0[cand])
+                g = cand[cover >= 0.5]
+                if len(g) >= 2:
+                    here.append(np.sort(g))
+            if here:
+                out.append(here)
+    return out
+
+
 def _bounded_ahc(
     feats: Features, opts: DiarizeOptions, params: ClusterParams, lower: int = 1
 ) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -300,7 +339,8 @@ def _bounded_ahc(
     n = len(feats.emb)
     max_k = opts.max_speakers or 20
     min_k = max(opts.min_speakers or 1, min(lower, max_k))
-    kw = dict(num_clusters=opts.num_speakers, min_clusters=min_k, max_clusters=max_k)
+    groups = local_speaker_groups(feats, params.local_group_seconds) if params.grow_choice == "segmentation" else None
+    kw = dict(num_clusters=opts.num_speakers, min_clusters=min_k, max_clusters=max_k, groups=groups)
     info = {"local_speaker_bound": lower}
     if n <= opts.max_cluster_points:
         _, cent, cinfo = ahc_cluster(feats.emb, feats.purity, params, feats.hop, **kw)
@@ -308,6 +348,9 @@ def _bounded_ahc(
     else:
         idx = np.unique(np.linspace(0, n - 1, opts.max_cluster_points).round().astype(int))
         # each kept window stands for n / len(idx) windows of speech
+        if groups:
+            sub = [[g for g in (np.searchsorted(idx, g[np.isin(g, idx)]) for g in ch) if len(g) >= 2] for ch in groups]
+            kw["groups"] = [ch for ch in sub if ch]
         _, cent, cinfo = ahc_cluster(feats.emb[idx], feats.purity[idx], params, feats.hop * n / len(idx), **kw)
         info |= {"cluster_points": int(len(idx)), "subsampled": True}
     # speakers added only because the caller asked for more than the audio shows take a window only when
