@@ -270,6 +270,7 @@ def _grow(
     So forcing more speakers than the evidence shows does not cut a dominant
     speaker in halves unless the segmentation model hears two voices there.
     """
+    links = _cannot_links(groups) if params.grow_choice == "segmentation" and groups else None
     while len(cent) < k:
         # from all windows, not only the clean ones: the speakers a count misses mostly talk in overlap
         new = _unit(xu[_outlier_group(xu, cent, params.grow_support)].mean(0))
@@ -282,20 +283,35 @@ def _grow(
             a, b = parts
             rest = np.delete(cent, j, axis=0)
             options.append((float(np.max(np.r_[a @ b, rest @ a, rest @ b])), np.vstack([rest, a[None], b[None]])))
-        if params.grow_choice == "segmentation" and groups:
-            cent = min(options, key=lambda o: (-_apart(xu, o[1], groups), o[0]))[1]
+        if links is not None:
+            cent = min(options, key=lambda o: (-_apart(xu, o[1], links), o[0]))[1]
         else:
             cent = min(options, key=lambda o: o[0])[1]
     return cent
 
 
-def _apart(xu: np.ndarray, cent: np.ndarray, groups: list[list[np.ndarray]]) -> int:
-    """How many pairs of local-speaker groups of one chunk fall on different speakers (majority label)."""
-    lab = np.argmax(xu @ cent.T, axis=1)
-    n = 0
+def _cannot_links(groups: list[list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(window index, group id) of every group member and the (P, 2) group pairs heard in one chunk."""
+    win, gid, pairs, g = [], [], [], 0
     for ch in groups:
-        if len(ch) < 2:
-            continue
-        maj = [np.bincount(lab[g]).argmax() for g in ch]
-        n += sum(a != b for i, a in enumerate(maj) for b in maj[i + 1:])
-    return n
+        ids = list(range(g, g + len(ch)))
+        for k, members in zip(ids, ch):
+            win.append(members)
+            gid.append(np.full(len(members), k))
+        pairs += [(a, b) for n, a in enumerate(ids) for b in ids[n + 1:]]
+        g += len(ch)
+    if not win:
+        return np.zeros(0, int), np.zeros(0, int), np.zeros((0, 2), int)
+    return np.concatenate(win), np.concatenate(gid), np.asarray(pairs, dtype=int).reshape(-1, 2)
+
+
+def _apart(xu: np.ndarray, cent: np.ndarray, links: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:
+    """How many pairs of local-speaker groups of one chunk fall on different speakers (majority label)."""
+    win, gid, pairs = links
+    if not len(pairs):
+        return 0
+    lab = np.argmax(xu[win] @ cent.T, axis=1)
+    votes = np.zeros((int(gid.max()) + 1, len(cent)))
+    np.add.at(votes, (gid, lab), 1.0)
+    maj = np.argmax(votes, axis=1)
+    return int((maj[pairs[:, 0]] != maj[pairs[:, 1]]).sum())
