@@ -7,11 +7,12 @@ What it measures, in one run:
   without collar inside 0-30 s (miss / false alarm / confusion), speakers
   found vs true;
 * **leave-one-clip-out (LOO)** figures for the clustering parameters
-  (threshold, minimum speaker size, merge threshold): for each clip, the grid
-  point that minimises the objective on *all the other clips* (meetings and
-  single-speaker clips) is applied to the held clip.  Objective on the
-  training clips = mean DER of the multi-speaker clips + 0.05 x mean
-  |count error| + 0.5 x share of single-speaker clips not found as one speaker;
+  (:data:`GRID`): for each clip, the grid point that minimises the objective
+  on *all the other clips* (meetings and single-speaker clips) and on the long
+  inputs that do not contain the held clip is applied to the held clip.
+  Objective = mean DER of the multi-speaker inputs + 0.05 x mean |count error|
+  + 0.5 x share of single-speaker clips not found as one speaker + mean DER of
+  the multi-speaker inputs with the true count given (see :func:`objective`);
 * the shipped defaults (``vidtrans.diarize.clustering.ClusterParams()``) and
   the true speaker count given (oracle: must not be worse);
 * the peer in the same run: pyannote 3.1 / WhisperX's algorithm (one CAM++
@@ -32,11 +33,13 @@ What it measures, in one run:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import itertools
 import json
 import os
 import pickle
+import re
 import resource
 import subprocess
 import sys
@@ -56,9 +59,13 @@ SHARED = Path(os.environ.get("VIDTRANS_SHARED_EVAL", ROOT.parent / "shared" / "e
 #: the grid searched by leave-one-clip-out (ClusterParams fields)
 GRID = {
     "threshold": [0.3, 0.4, 0.5],
-    "min_speaker_seconds": [0.25, 0.5, 1.0, 2.0],
-    "merge": [0.7, 0.8, 0.9],
-    "local_seconds": [0.0, 1.0, 2.0, 3.0],
+    "min_speaker_seconds": [0.25],  # 0.25 in every fold of a wider grid (0.25-2 s)
+    "merge": [0.8, 0.7],  # acts on the long inputs only (no effect on 30 s clips)
+    "local_seconds": [1.0, 2.0],
+    "grow_support": [4, 6, 8],
+    "grow_margin": [0.0, 0.2],  # acts only when a count is given (num/min_speakers)
+    "grow_choice": ["segmentation", "distinct"],
+    "local_group_seconds": [2.0, 1.0],
 }
 
 
@@ -170,7 +177,10 @@ def _ann_turns(ann):
     return dz.annotation_to_turns(ann)
 
 
-def objective(rows: list[dict]) -> float:
+def objective(rows: list[dict], oracle: list[dict] = ()) -> float:
+    """Mean DER of the multi-speaker clips + 0.05 x mean |count error| + 0.5 x share of single-speaker
+    clips not found as one speaker, + mean DER of the multi-speaker clips with the true count given (so
+    that parameters which act only when a count is given, ``grow_margin``, are chosen too)."""
     multi = [r for r in rows if "der" in r]
     single = [r for r in rows if "der" not in r]
     j = 0.0
@@ -178,6 +188,8 @@ def objective(rows: list[dict]) -> float:
         j += np.mean([r["der"] for r in multi]) + 0.05 * np.mean([abs(r["spk"] - r["true"]) for r in multi])
     if single:
         j += 0.5 * np.mean([r["spk"] != 1 for r in single])
+    if oracle:
+        j += np.mean([r["der"] for r in oracle if "der" in r])
     return float(j)
 
 
@@ -283,26 +295,53 @@ def accuracy(args) -> None:
         d = local.label(feats[it["name"]], replace(opts, **kw), params)
         return score(d, it, refs[it["name"]]) | {"kind": it["kind"], "name": it["name"]}
 
+    # long inputs (concatenations of the clips) take part in the tuning: a held clip's fold leaves out every
+    # concatenation that contains it
+    longs = [] if args.skip_long else long_features(args, cache)
+
+    def run_long(lf, params, **kw):
+        d = local.label(lf["feats"], replace(opts, **kw), params)
+        return score(d, lf["item"], lf["ref"]) | {"kind": "long", "name": lf["label"]}
+
     # grid: every clip under every parameter set (labelling is cheap; the models ran once)
     keys = list(GRID)
     combos = [dict(zip(keys, v)) for v in itertools.product(*GRID.values())]
     t0 = time.perf_counter()
-    table = {i: {it["name"]: run(it, replace(ClusterParams(), **c)) for it in its} for i, c in enumerate(combos)}
-    print(f"grid of {len(combos)} parameter sets scored in {time.perf_counter() - t0:.0f} s\n", flush=True)
+    table, otable, ltable, lotable = {}, {}, {}, {}
+    for i, c in enumerate(combos):
+        p = replace(ClusterParams(), **c)
+        table[i] = {it["name"]: run(it, p) for it in its}
+        # the same grid with the true count given, to score the held clip's oracle under its fold's parameters
+        otable[i] = {it["name"]: run(it, p, num_speakers=it["speakers"]) for it in its if it["rttm"]}
+        ltable[i] = [run_long(lf, p) for lf in longs]
+        lotable[i] = [run_long(lf, p, num_speakers=lf["item"]["speakers"]) for lf in longs]
+    print(f"grid of {len(combos)} parameter sets scored on {len(its)} clips and {len(longs)} long inputs in "
+          f"{time.perf_counter() - t0:.0f} s\n", flush=True)
+
+    def fold_objective(i, names, long_idx):
+        return objective([table[i][o] for o in names] + [ltable[i][j] for j in long_idx],
+                         [otable[i][o] for o in names if o in otable[i]] + [lotable[i][j] for j in long_idx])
 
     # leave one clip out
-    print("LEAVE-ONE-CLIP-OUT (parameters tuned on all other clips, scored on the held clip)")
-    print(HEADER + "  chosen " + " ".join(keys))
-    loo_rows, chosen = [], []
+    print("LEAVE-ONE-CLIP-OUT (parameters tuned on all other clips and the long inputs without the held clip, "
+          "scored on the held clip; oracle = the true count given, same parameters)")
+    print(HEADER + "  oracle  chosen " + " ".join(keys))
+    loo_rows, chosen, loo_oracle = [], [], []
     for it in its:
         others = [o["name"] for o in its if o["name"] != it["name"]]
-        best = min(table, key=lambda i: (objective([table[i][o] for o in others]), i))
+        long_idx = [j for j, lf in enumerate(longs) if it["name"] not in lf["names"]]
+        best = min(table, key=lambda i: (fold_objective(i, others, long_idx), i))
         r = table[best][it["name"]]
         loo_rows.append(r)
         chosen.append(best)
-        print(row(it["name"], r, "  " + " ".join(f"{combos[best][k]:g}" for k in keys)), flush=True)
+        o = otable[best].get(it["name"])
+        if o is not None:
+            loo_oracle.append(o)
+        print(row(it["name"], r, f"  {pct(o and o.get('der'))}  " + " ".join(f"{combos[best][k]}" for k in keys)),
+              flush=True)
     print(summary("LOO", loo_rows))
-    best_all = min(table, key=lambda i: (objective(list(table[i].values())), i))
+    print(summary("LOO, true count given", loo_oracle))
+    best_all = min(table, key=lambda i: (fold_objective(i, list(table[i]), range(len(longs))), i))
     print(f"tuned on all clips: {combos[best_all]}  (shipped default: "
           f"{ {k: getattr(ClusterParams(), k) for k in keys} })")
     print(f"parameter sets chosen across folds: { {str(combos[c]): chosen.count(c) for c in set(chosen)} }\n")
@@ -333,8 +372,8 @@ def accuracy(args) -> None:
         print(summary("peer", peer))
         print()
 
-    if not args.skip_long:
-        long_inputs(args, cache)
+    if longs:
+        long_inputs(args, longs)
 
 
 # --------------------------------------------------------------------------- long inputs
@@ -347,8 +386,26 @@ CONCATS = [
     ("trn05+trn06+trn08 (11 people)", ["ami_trn05", "ami_trn06", "ami_trn08"]),
     ("all 9 AMI (4.5 min, 21 people)", ["ami_dev00", "ami_dev01", "ami_trn00", "ami_trn03", "ami_trn04",
                                         "ami_trn05", "ami_trn06", "ami_trn08", "ami_trn09"]),
-    ("single-speaker clips x6 (6 people)", None),
+    ("6 monologues (3 takes of 1 reader: 4 people)", "first6"),
+    ("6 monologues (6 people)", "distinct6"),
 ]
+
+
+def voice(name: str) -> str:
+    """Speaker key of a single-speaker clip: clips of one recording (LibriVox chapter, LJ Speech, an NST
+    session, a LibriSpeech chapter) differ only in a trailing segment number and share the voice."""
+    return re.sub(r"[-_]u?\d+$", "", name)
+
+
+def monologues(by_name: dict, how: str) -> list[str]:
+    singles = [n for n, it in by_name.items() if it["kind"] == "single" and it.get("duration", 0) >= 5]
+    if how == "first6":
+        return singles[:6]
+    out: list[str] = []
+    for n in singles:  # one clip per voice, at most 15 s each
+        if by_name[n]["duration"] <= 15 and voice(n) not in {voice(o) for o in out}:
+            out.append(n)
+    return out[:6]
 
 
 def concat(names: list[str], by_name: dict) -> tuple[np.ndarray, list, int]:
@@ -364,30 +421,53 @@ def concat(names: list[str], by_name: dict) -> tuple[np.ndarray, list, int]:
         if it["rttm"]:
             ref += [SpeakerTurn(x.start + t, min(x.end, 30.0) + t, x.speaker) for x in reference(it) if x.start < 30.0]
         else:
-            ref.append(SpeakerTurn(t, t + w.size / 16000, it["name"]))
+            ref.append(SpeakerTurn(t, t + w.size / 16000, voice(it["name"])))
         t += w.size / 16000
     return np.concatenate(wavs), ref, len({x.speaker for x in ref})
 
 
-def long_inputs(args, cache) -> None:
+def long_features(args, cache) -> list[dict]:
+    """Model outputs of every concatenation (cached like the clips'), with merged references."""
     from vidtrans import diarize as dz
     from vidtrans.diarize import _base, local
 
     by_name = {it["name"]: it for it in items()}
     if "ami_dev00" not in by_name:
-        return
-    singles = [n for n, it in by_name.items() if it["kind"] == "single" and it.get("duration", 0) >= 5][:6]
-    print("LONG INPUTS (dev clips played one after the other; reference merged by speaker id; shipped defaults)")
-    print(f"{'input':36} {'min':>4} {'spk':>7} {'DER':>5} {'miss':>5} {'FA':>5} {'conf':>5}  oracle DER")
+        return []
+    out = []
+    t0 = time.perf_counter()
     for label, names in CONCATS:
-        names = names or singles
+        names = monologues(by_name, names) if isinstance(names, str) else names
         audio, ref, n_true = concat(names, by_name)
-        it = {"speakers": n_true, "uem": (0.0, audio.size / 16000), "rttm": None}
-        opts = dz.DiarizeOptions(preset=args.preset)
-        feats = local.analyze(_base._AudioSource(audio), opts)  # the models run once; label twice
-        d, o = local.label(feats, opts), local.label(feats, replace(opts, num_speakers=n_true))
-        r, ro = score(d, it, ref), score(o, it, ref)
-        print(f"{label:36} {audio.size / 16000 / 60:4.1f} {r['spk']:>3}/{n_true:<3} {pct(r['der'])} {pct(r['miss'])} "
+        tag = hashlib.sha1("+".join(names).encode()).hexdigest()[:12]
+        key = cache / args.preset / f"concat-{tag}-{audio.size}.pkl" if cache else None
+        if key is not None and key.exists():
+            feats = pickle.loads(key.read_bytes())
+        else:
+            feats = local.analyze(_base._AudioSource(audio), dz.DiarizeOptions(preset=args.preset))
+            if key is not None:
+                key.parent.mkdir(parents=True, exist_ok=True)
+                tmp = key.with_suffix(".tmp")
+                tmp.write_bytes(pickle.dumps(feats))
+                tmp.replace(key)
+        out.append({"label": label, "names": names, "feats": feats, "ref": ref, "minutes": audio.size / 16000 / 60,
+                    "item": {"speakers": n_true, "uem": (0.0, audio.size / 16000), "rttm": None}})
+    print(f"features of {len(out)} long inputs: {time.perf_counter() - t0:.0f} s", flush=True)
+    return out
+
+
+def long_inputs(args, longs: list[dict]) -> None:
+    from vidtrans import diarize as dz
+    from vidtrans.diarize import local
+
+    print("LONG INPUTS (dev clips played one after the other; reference merged by speaker id; shipped defaults)")
+    print(f"{'input':46} {'min':>4} {'spk':>7} {'DER':>5} {'miss':>5} {'FA':>5} {'conf':>5}  oracle DER")
+    opts = dz.DiarizeOptions(preset=args.preset)
+    for lf in longs:
+        n_true = lf["item"]["speakers"]
+        d, o = local.label(lf["feats"], opts), local.label(lf["feats"], replace(opts, num_speakers=n_true))
+        r, ro = score(d, lf["item"], lf["ref"]), score(o, lf["item"], lf["ref"])
+        print(f"{lf['label']:46} {lf['minutes']:4.1f} {r['spk']:>3}/{n_true:<3} {pct(r['der'])} {pct(r['miss'])} "
               f"{pct(r['fa'])} {pct(r['conf'])}  {pct(ro['der'])}", flush=True)
     print()
 

@@ -92,18 +92,19 @@ def test_ami_two_speaker_excerpts(shared_eval, shared_manifest, name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["ami_trn00", "ami_trn04"])
+@pytest.mark.parametrize("name", ["ami_trn00", "ami_trn04", "ami_trn08"])
 def test_ami_meetings_with_three_speakers_count_within_one(shared_eval, shared_manifest, name):
-    """3 people around a table (far field): the count is right within one, DER bounded.
+    """3-4 people around a table (far field): the count is right within one, DER bounded.
 
-    (Clips where people say only 0.4-1.4 s, trn05/trn08, are still undercounted: see bench/diarize.py.)
+    (trn05, where three of four people say 0.4-1.4 s, almost all in overlap, is still found as one
+    speaker: see bench/diarize.py.)
     """
     entry = _entry(shared_manifest, name)
     ref = next(iter(dz.read_rttm(shared_eval / entry["rttm"]).values()))
     d = dz.diarize(shared_eval / entry["file"])
     assert abs(len(d.speakers) - entry["speakers"]) <= 1, (d.speakers, entry["speakers"])
     assert len(d.speakers) >= 2
-    assert der(ref, d.to_annotation())["der"] < 0.5  # measured 45.6 % and 38.3 % (LOO 43.6 / 38.3)
+    assert der(ref, d.to_annotation())["der"] < 0.5  # measured 45.6 / 38.3 / 44.8 %: see bench/diarize.py
 
 
 @pytest.mark.slow
@@ -142,6 +143,44 @@ def test_known_speaker_count_is_respected(sample_wav):
     assert len(d.speakers) == 2
     d1 = dz.diarize(sample_wav, dz.DiarizeOptions(max_speakers=1, preset="fast"))
     assert d1.speakers == ("Speaker 1",)
+
+
+def _features_and_reference(path: Path, rttm: Path):
+    from vidtrans.diarize import _base, local
+
+    return local.analyze(_base._AudioSource(path), dz.DiarizeOptions()), next(iter(dz.read_rttm(rttm).values()))
+
+
+@pytest.mark.slow
+def test_true_count_given_is_not_worse_on_the_sample(sample_wav, sample_dir):
+    """The models run once; the count estimated and the count given must label the same way."""
+    from vidtrans.diarize import local
+
+    feats, ref = _features_and_reference(sample_wav, sample_dir / "sample.rttm")
+    auto = local.label(feats, dz.DiarizeOptions())
+    given = local.label(feats, dz.DiarizeOptions(num_speakers=2))
+    assert len(given.speakers) == 2
+    assert der(ref, given.to_annotation())["der"] <= der(ref, auto.to_annotation())["der"] + 0.01
+
+
+@pytest.mark.slow
+def test_true_count_given_does_not_cut_the_dominant_speaker_in_halves(shared_eval, shared_manifest):
+    """ami_trn06: one person talks 26 of 30 s, two others 1.6 s and 3.2 s (all of it in overlap); the count
+    found is 2. Asking for 3 used to cut the dominant voice in two (DER 20.1 -> 28.1 %); the third speaker
+    now comes from the candidates the segmentation model's local speakers support best (17.6 -> 14.8 %)."""
+    from vidtrans.diarize import local
+
+    entry = _entry(shared_manifest, "ami_trn06")
+    feats, ref = _features_and_reference(shared_eval / entry["file"], shared_eval / entry["rttm"])
+    auto = local.label(feats, dz.DiarizeOptions())
+    auto_der = der(ref, auto.to_annotation())["der"]
+    for opts in (dz.DiarizeOptions(num_speakers=3), dz.DiarizeOptions(min_speakers=3)):
+        given = local.label(feats, opts)
+        assert len(given.speakers) == 3, opts
+        assert der(ref, given.to_annotation())["der"] <= auto_der + 0.02, opts
+    # fewer speakers than found: the closest merge, every turn keeps a speaker
+    one = local.label(feats, dz.DiarizeOptions(max_speakers=1))
+    assert one.speakers == ("Speaker 1",) and one.turns
 
 
 @pytest.mark.slow

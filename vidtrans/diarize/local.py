@@ -26,8 +26,10 @@ import numpy as np
 
 from ..errors import ConfigurationError
 from ..schema import SpeakerTurn
-from ._base import _PRESETS, SAMPLE_RATE, Diarization, DiarizeOptions, ProgressCallback, _AudioSource, _resolve_device
-from .clustering import ClusterParams, ahc_cluster
+from ._base import (
+    _PRESETS, SAMPLE_RATE, Diarization, DiarizeOptions, ProgressCallback, _AudioSource, _resolve_device, _unit,
+)
+from .clustering import ClusterParams, ahc_cluster, assign
 from .embeddings import window_embeddings, window_purity
 from .enrollment import enroll, identify
 from .speech import FrameGrid, Segmenter, global_count
@@ -192,6 +194,8 @@ def label(feats: Features, opts: DiarizeOptions, params: ClusterParams | None = 
         else:
             near = np.full(int(empty.sum()), order[0])
         score[np.flatnonzero(empty), labels[near]] = 1.0
+    if opts.num_speakers or opts.min_speakers:
+        _keep_every_speaker(score, labels, feats, centroids, count_all)
     ranked = np.argsort(-score, axis=1)
     cnt = np.minimum(count_all, K)
     full = np.zeros((T, K), dtype=np.uint8)
@@ -208,6 +212,35 @@ def label(feats: Features, opts: DiarizeOptions, params: ClusterParams | None = 
     meta["num_speakers_estimated"] = int(K)
     meta["cluster_params"] = {k: getattr(params, k) for k in params.__dataclass_fields__}
     return _finalise(turns, exclusive, overlaps, feats.duration, _round_timings(meta), centroids, opts)
+
+
+def _keep_every_speaker(score: np.ndarray, labels: np.ndarray, feats: Features, centroids: np.ndarray,
+                        count: np.ndarray) -> None:
+    """A speaker that was asked for (``num/min_speakers``) but wins no frame by vote takes the frames of
+    the window that matches it best (its central hop): as the second speaker where they overlap, else as
+    the first.  The count given is honoured at the least cost where the audio does not show that many."""
+    T, K = score.shape
+    won = np.zeros(K, dtype=bool)
+    top = np.argsort(-score, axis=1)
+    for r in range(min(2, K)):
+        won[np.unique(top[count > r, r])] = True
+    sim = _unit(feats.emb.astype(np.float64)) @ centroids.T
+    for k in np.flatnonzero(~won):
+        mine = np.flatnonzero(labels == k)
+        if not len(mine):  # no window of its own: the window that leans to it most
+            mine = np.arange(len(labels))
+        others = np.delete(sim[mine], k, axis=1)
+        w = mine[int(np.argmax(sim[mine, k] - (others.max(1) if others.size else 0.0)))]
+        c = float(feats.windows[w].mean())
+        a, b = feats.grid.index(c - feats.hop / 2, "ceil"), feats.grid.index(c + feats.hop / 2, "ceil")
+        sel = np.arange(a, min(b, T))
+        sel = sel[count[sel] > 0]
+        if not len(sel):
+            continue
+        multi = count[sel] >= 2
+        first = score[sel].max(1)
+        second = np.sort(score[sel], axis=1)[:, -2] if K > 1 else first
+        score[sel, k] = np.where(multi, (first + second) / 2 + 1e-6, first + 1.0)
 
 
 @dataclass(frozen=True)
@@ -259,6 +292,45 @@ def local_speaker_bound(feats: Features, params: ClusterParams) -> int:
     return k
 
 
+def local_speaker_groups(feats: Features, min_seconds: float = 1.0) -> list[list[np.ndarray]]:
+    """Per chunk, per local speaker of the segmentation model talking alone ``min_seconds`` or more: the
+    windows (indices, at least 2) that lie mostly (>= half their frames) inside that solo speech.  Two
+    groups of one chunk are two different speakers in the model's view."""
+    if not feats.chunks or not len(feats.windows):
+        return []
+    T = feats.grid.size
+    step = float(feats.rel[1] - feats.rel[0]) if len(feats.rel) > 1 else feats.grid.step
+    w0 = np.minimum(feats.grid.index(feats.windows[:, 0], "ceil"), T)
+    w1 = np.minimum(np.maximum(feats.grid.index(feats.windows[:, 1], "ceil"), w0 + 1), T)
+    order = np.argsort(w0, kind="stable")
+    out = []
+    for chunk_starts, seg in feats.chunks:
+        solo = seg.sum(axis=2) == 1
+        for c0, chunk, so in zip(chunk_starts, seg, solo):
+            idx = np.clip(feats.grid.index(c0 + feats.rel), 0, T - 1)
+            lo, hi = int(idx[0]), int(idx[-1]) + 1
+            a, b = np.searchsorted(w0[order], [lo, hi])
+            cand = order[a:b]
+            cand = cand[w1[cand] <= hi]
+            if len(cand) < 2:
+                continue
+            here = []
+            for k in range(chunk.shape[1]):
+                act = (chunk[:, k] > 0) & so
+                if act.sum() * step < min_seconds:
+                    continue
+                m = np.zeros(hi - lo)
+                m[idx[act] - lo] = 1.0
+                cs = np.r_[0.0, np.cumsum(m)]
+                cover = (cs[w1[cand] - lo] - cs[w0[cand] - lo]) / (w1[cand] - w0[cand])
+                g = cand[cover >= 0.5]
+                if len(g) >= 2:
+                    here.append(np.sort(g))
+            if here:
+                out.append(here)
+    return out
+
+
 def _bounded_ahc(
     feats: Features, opts: DiarizeOptions, params: ClusterParams, lower: int = 1
 ) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -271,18 +343,31 @@ def _bounded_ahc(
     n = len(feats.emb)
     max_k = opts.max_speakers or 20
     min_k = max(opts.min_speakers or 1, min(lower, max_k))
-    kw = dict(num_clusters=opts.num_speakers, min_clusters=min_k, max_clusters=max_k)
+    groups = local_speaker_groups(feats, params.local_group_seconds) if params.grow_choice == "segmentation" else None
+    kw = dict(num_clusters=opts.num_speakers, min_clusters=min_k, max_clusters=max_k, groups=groups)
+    info = {"local_speaker_bound": lower}
     if n <= opts.max_cluster_points:
-        labels, cent, info = ahc_cluster(feats.emb, feats.purity, params, feats.hop, **kw)
-        return labels, cent, info | {"cluster_points": n, "subsampled": False, "local_speaker_bound": lower}
-    idx = np.unique(np.linspace(0, n - 1, opts.max_cluster_points).round().astype(int))
-    # each kept window stands for n / len(idx) windows of speech
-    _, cent, info = ahc_cluster(feats.emb[idx], feats.purity[idx], params, feats.hop * n / len(idx), **kw)
-    xu = feats.emb / np.maximum(np.linalg.norm(feats.emb, axis=1, keepdims=True), 1e-12)
-    labels = np.argmax(xu @ cent.T, axis=1)
+        _, cent, cinfo = ahc_cluster(feats.emb, feats.purity, params, feats.hop, **kw)
+        info |= {"cluster_points": n, "subsampled": False}
+    else:
+        idx = np.unique(np.linspace(0, n - 1, opts.max_cluster_points).round().astype(int))
+        # each kept window stands for n / len(idx) windows of speech
+        if groups:
+            sub = [[g for g in (np.searchsorted(idx, g[np.isin(g, idx)]) for g in ch) if len(g) >= 2] for ch in groups]
+            kw["groups"] = [ch for ch in sub if ch]
+        _, cent, cinfo = ahc_cluster(feats.emb[idx], feats.purity[idx], params, feats.hop * n / len(idx), **kw)
+        info |= {"cluster_points": int(len(idx)), "subsampled": True}
+    # speakers added only because the caller asked for more than the audio shows take a window only when
+    # clearly closer to them (``grow_margin``); those the segmentation bound vouches for do not
+    grown = cinfo.get("grown_from")
+    asked = opts.num_speakers or opts.min_speakers
+    found = max(grown, min(lower, len(cent))) if grown is not None and asked else None
+    xu = _unit(feats.emb.astype(np.float64))
+    labels = assign(xu, cent, found, params.grow_margin)
     used = np.unique(labels)
-    info |= {"cluster_points": int(len(idx)), "subsampled": True, "local_speaker_bound": lower}
-    return np.searchsorted(used, labels), cent[used], info
+    if asked:  # every speaker asked for stays, even with no window of its own
+        used = np.arange(len(cent))
+    return np.searchsorted(used, labels), cent[used], cinfo | info
 
 
 def _local_diarize(src: _AudioSource, opts: DiarizeOptions, progress: ProgressCallback | None) -> Diarization:
