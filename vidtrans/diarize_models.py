@@ -201,7 +201,7 @@ def _fbank_constants(num_bins: int = 80) -> tuple[np.ndarray, np.ndarray]:
     return window, banks.T.copy()
 
 
-def kaldi_fbank(waveform: np.ndarray, piece_seconds: float = 60.0) -> np.ndarray:
+def kaldi_fbank(waveform: np.ndarray, piece_seconds: float = 10.0) -> np.ndarray:
     """(num_frames, 80) float32 log-mel filterbanks of a 16 kHz float waveform in [-1, 1].
 
     Kaldi's defaults as ``torchaudio.compliance.kaldi.fbank(x * 32768, num_mel_bins=80,
@@ -455,7 +455,7 @@ class CamPlusPlus:
         raise NotImplementedError
 
     # -- features ------------------------------------------------------------
-    def fbank(self, waveform: Any, piece_seconds: float = 60.0) -> np.ndarray:
+    def fbank(self, waveform: Any, piece_seconds: float = 10.0) -> np.ndarray:
         """(num_frames, 80) float32 log-mel features (not normalised); see :func:`kaldi_fbank`."""
         return kaldi_fbank(waveform, piece_seconds)
 

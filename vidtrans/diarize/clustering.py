@@ -142,7 +142,7 @@ def ahc_cluster(
        or by merging the closest speakers, so a given count that equals the
        estimated one changes nothing.
     """
-    from scipy.cluster.hierarchy import fcluster, linkage
+    from .linkage import average_linkage, fcluster_distance, fcluster_maxclust
 
     n = len(embeddings)
     if num_clusters:
@@ -160,7 +160,7 @@ def ahc_cluster(
     if nc < 2 or max_clusters <= 1:
         cent = _unit(xu[clean].mean(0, keepdims=True))
         return np.zeros(n, dtype=int), cent, info | {"ahc_clusters": 1}
-    z = linkage(xc, method="average", metric="cosine")
+    z = average_linkage(xc)
     min_windows = max(params.min_speaker_seconds / seconds_per_window, params.min_speaker_fraction * nc, 1.0)
 
     def speakers_of(lab: np.ndarray) -> np.ndarray:
@@ -170,7 +170,7 @@ def ahc_cluster(
             big = ids[[int(np.argmax(sizes))]]
         return np.stack([xc[lab == i].mean(0) for i in big])
 
-    lab = fcluster(z, t=1.0 - params.threshold, criterion="distance")
+    lab = fcluster_distance(z, 1.0 - params.threshold)
     info["ahc_clusters"] = int(lab.max())
     cent = _unit(speakers_of(lab))
     # refine: nearest-centroid reassignment, centroids from clean windows
@@ -214,11 +214,11 @@ def assign(xu: np.ndarray, cent: np.ndarray, found: int | None = None, margin: f
 
 
 def _finer_cut(z, xc, xu, clean, k, min_windows, params) -> np.ndarray:
-    from scipy.cluster.hierarchy import fcluster
+    from .linkage import fcluster_maxclust
 
     nc = len(xc)
     for m in range(k, nc + 1):
-        lab = fcluster(z, t=m, criterion="maxclust")
+        lab = fcluster_maxclust(z, m)
         ids, sizes = np.unique(lab, return_counts=True)
         order = ids[np.argsort(-sizes)]
         if (sizes >= min(min_windows, 2)).sum() >= k or m == nc:
@@ -244,11 +244,11 @@ def _outlier_group(xu: np.ndarray, cent: np.ndarray, support: int) -> np.ndarray
 
 def _split(xu: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """Two unit centroids of *rows* cut in two by average-linkage AHC, or None when it cannot be split."""
-    from scipy.cluster.hierarchy import fcluster, linkage
+    from .linkage import average_linkage, fcluster_maxclust
 
     if len(rows) < 4:
         return None
-    lab = fcluster(linkage(xu[rows], method="average", metric="cosine"), t=2, criterion="maxclust")
+    lab = fcluster_maxclust(average_linkage(xu[rows]), 2)
     if lab.max() < 2:
         return None
     return _unit(xu[rows][lab == 1].mean(0)), _unit(xu[rows][lab == 2].mean(0))
