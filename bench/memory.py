@@ -62,12 +62,8 @@ def _rss_mb() -> float:
 
 
 def stage(name: str, path: str, model: str, minutes: float | None, q) -> None:
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
+    # no torch here: vidtrans's default path (faster-whisper + onnxruntime diarization) never imports it,
+    # and torch alone adds ~200 MB of RSS that a real run does not have
     import numpy as np
 
     from vidtrans.audio import load_audio
