@@ -126,6 +126,18 @@ def test_batch_size_choice():
     assert local.batch_chunks([(0.0, 10.0), (11.0, 25.0), (30.0, 95.0)]) == [(0.0, 25.0), (30.0, 51.667), (51.667, 73.333), (73.333, 95.0)]
 
 
+def test_batch_size_flag_reaches_the_engine():
+    from vidtrans.cli import _pipeline_options, build_parser
+    from vidtrans.pipeline import transcribe_options
+
+    default = transcribe_options(_pipeline_options(build_parser().parse_args(["run", "x.wav"])))
+    assert "batch_size" not in default.extra  # the engine chooses (sequential on CPU)
+    opts = _pipeline_options(build_parser().parse_args(["run", "x.wav", "--batch-size", "4"]))
+    assert opts.batch_size == 4 and transcribe_options(opts).extra == {"batch_size": 4}
+    cloud = _pipeline_options(build_parser().parse_args(["run", "x.wav", "--batch-size", "4", "--engine", "gemini"]))
+    assert transcribe_options(cloud).extra == {}  # only faster-whisper knows the option
+
+
 def test_gpu_compute_type_choice(monkeypatch):
     import ctranslate2
 
