@@ -78,6 +78,9 @@ def _add_transcribe_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compute-type", dest="compute_type", default="default",
                    help="CTranslate2 compute type (default: int8 on CPU, float16 on GPU)")
     p.add_argument("--threads", dest="cpu_threads", type=int, default=0, help="CPU threads; 0 = physical cores")
+    p.add_argument("--batch-size", dest="batch_size", type=int, default=0,
+                   help="faster-whisper: 0 = auto (sequential on CPU, batched on GPU), 1 = sequential, "
+                        "N = batched over speech chunks (faster on CPU too, slightly different text)")
 
 
 def _add_diarize_flags(p: argparse.ArgumentParser) -> None:
@@ -111,6 +114,7 @@ def _pipeline_options(args: argparse.Namespace):
         device=args.device,
         compute_type=args.compute_type,
         cpu_threads=args.cpu_threads,
+        batch_size=args.batch_size,
         diarize=args.diarize,
         diarize_backend=args.diarize_backend,
         num_speakers=args.num_speakers,

@@ -55,6 +55,10 @@ class PipelineOptions:
     compute_type: str = "default"
     #: CPU threads for the local engine; 0 = physical cores
     cpu_threads: int = 0
+    #: faster-whisper decoding: 0 = choose from the hardware (sequential on CPU, batched on CUDA),
+    #: 1 = sequential (plain faster-whisper's text), N > 1 = batched over VAD chunks (faster, no
+    #: previous-text prompt; see bench/README.md)
+    batch_size: int = 0
     #: label who spoke when (offline backend by default)
     diarize: bool = True
     #: diarization backend: "local" (offline) or "pyannote" (needs HF_TOKEN)
@@ -152,6 +156,7 @@ def transcribe_options(options: PipelineOptions):
         key_terms=tuple(options.key_terms),
         # engines that label speakers themselves (AssemblyAI) then skip local diarization
         speaker_labels=options.diarize,
+        extra={"batch_size": options.batch_size} if options.batch_size and options.engine == "faster-whisper" else {},
     )
 
 

@@ -103,6 +103,10 @@ EXTRA_OPTIONS: dict[str, Any] = {
     # -- batching / model loading ---------------------------------------------
     #: 0 = choose (see choose_batch_size), 1 = sequential (plain faster-whisper), >1 = batched over VAD chunks
     "batch_size": 0,
+    #: batched decoding: VAD speech regions are grouped into chunks of at most this many seconds ...
+    "batch_chunk_seconds": 30.0,
+    #: ... joining neighbours separated by less than this pause (s)
+    "batch_max_gap": 2.0,
     #: CTranslate2 workers (parallel transcribe() calls from threads)
     "num_workers": 1,
 }
@@ -193,9 +197,14 @@ def choose_batch_size(device: str, requested: int = 0, gpu_free_bytes: int | Non
     On CUDA, batched decoding over VAD-cut chunks is several times faster, so
     the batch is sized from free GPU memory (about 1 GB per batch item for
     large models, less for small ones; 4..32).  On CPU it is 1 (sequential):
-    measured on this project's 2-core machine, faster-whisper's batched
-    pipeline was 1.2-1.35x faster but raised English WER (``bench/speed.py``),
-    and the goal here is plain faster-whisper's accuracy.
+    measured on this project's 2-core machine (``bench/batched.py``, base,
+    beam 5), batched decoding (4 or 8, same text) took 1.3x less CPU on clean
+    read speech and 2.5-8x less on telephone speech where sequential decoding
+    falls into temperature fallbacks, with a lower mean WER (4.65 % vs 5.61 %
+    over 16 English files) -- but without the previous-text prompt it is worse
+    on some files (Shakespeare's sonnet +2.7 WER points, a 4-minute mix +0.6),
+    and the goal on CPU is plain faster-whisper's text.  ``extra={"batch_size": N}``
+    (``vidtrans run --batch-size N``) opts in.
     """
     if requested < 0:
         raise ConfigurationError(f"batch_size must be >= 0, got {requested}")
@@ -270,9 +279,10 @@ def speech_regions(
     block = max(int(block_seconds * SAMPLE_RATE), 30 * SAMPLE_RATE)
     out: list[tuple[float, float]] = []
     for b0 in range(0, audio.size, block):
-        for c in get_speech_timestamps(audio[b0 : b0 + block], opts):
+        for n, c in enumerate(get_speech_timestamps(audio[b0 : b0 + block], opts)):
             r0, r1 = (b0 + c["start"]) / SAMPLE_RATE, (b0 + c["end"]) / SAMPLE_RATE
-            if out and r0 - out[-1][1] < 0.1:
+            # only across a block border: regions the VAD itself split (max_speech_duration_s) stay apart
+            if out and b0 and n == 0 and r0 - out[-1][1] < 0.1:
                 out[-1] = (out[-1][0], max(out[-1][1], r1))
             else:
                 out.append((r0, r1))
@@ -297,6 +307,17 @@ def batch_chunks(regions: list[tuple[float, float]], max_seconds: float = 30.0, 
             else:
                 out.append([s, e])
     return [(round(a, 3), round(b, 3)) for a, b in out]
+
+
+def batch_vad_parameters(cfg: dict[str, Any]) -> dict[str, Any]:
+    """VAD options for batched decoding: speech longer than a chunk is split by the VAD at its pauses.
+
+    Without this a long stretch of continuous speech (a read poem: one VAD
+    region of 53 s) was cut evenly by :func:`batch_chunks`, mid-word, and the
+    words at the cut were lost or garbled (sonnet WER 13.4 % vs 11.6 % split at
+    a pause, ``bench/batched.py``).  The user's own ``vad_parameters`` win.
+    """
+    return {"max_speech_duration_s": float(cfg["batch_chunk_seconds"]), **(cfg["vad_parameters"] or {})}
 
 
 def _check_extra(extra: dict[str, Any]) -> dict[str, Any]:
@@ -523,9 +544,10 @@ class _Decoder:
         """Batched decoding over VAD chunks (faster-whisper's BatchedInferencePipeline), guards after."""
         from faster_whisper import BatchedInferencePipeline
 
-        regions = self.regions if self.regions is not None else speech_regions(self.samples, self.cfg["vad_parameters"])
+        regions = self.regions if self.regions is not None else speech_regions(self.samples, batch_vad_parameters(self.cfg))
         # inside the audio (VAD padding can reach past the end; faster-whisper asserts on negative leftovers)
-        chunks = [(max(0.0, a), min(b, self.duration)) for a, b in batch_chunks(regions)]
+        chunks = [(max(0.0, a), min(b, self.duration))
+                  for a, b in batch_chunks(regions, float(self.cfg["batch_chunk_seconds"]), float(self.cfg["batch_max_gap"]))]
         chunks = [(a, b) for a, b in chunks if b - a > 0.05]
         if not chunks:
             return
@@ -619,7 +641,7 @@ def faster_whisper_engine(audio: Any, options: TranscribeOptions | None = None, 
         return empty(f"level below {cfg['silence_threshold_db']} dBFS")
     regions = None
     if cfg["vad_gate"] or options.vad_filter or batch > 1:
-        regions = speech_regions(samples, cfg["vad_parameters"])
+        regions = speech_regions(samples, batch_vad_parameters(cfg) if batch > 1 else cfg["vad_parameters"])
         insights["speech_seconds"] = round(sum(b - a for a, b in regions), 3)
         insights["speech_regions"] = [[round(a, 3), round(b, 3)] for a, b in regions]
         if not regions:
