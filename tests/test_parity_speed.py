@@ -109,7 +109,8 @@ def test_repetition_loop_is_redecoded_and_recorded(sample_wav, models, monkeypat
     t = transcribe(audio, TranscribeOptions(model="tiny.en"), models=models)
     first = t.segments[0]
     assert first.meta["guard"]["action"].startswith("re-decoded")
-    assert first.meta["guard"]["repetition"]["ngram"] == "thank you"
+    # the loop's phase depends on how the real text ends ("... thank you" or "... you"): either rotation
+    assert sorted(first.meta["guard"]["repetition"]["ngram"].split()) == ["thank", "you"]
     assert "thank you thank you" not in t.text.lower()
     assert t.insights["redecodes"] >= 1 and t.insights["guard"][0]["action"].startswith("re-decoded")
 
