@@ -161,7 +161,7 @@ def transcribe_options(options: PipelineOptions):
 
 
 def diarize_options(options: PipelineOptions, threads: int = 0):
-    """The :class:`~vidtrans.diarize.DiarizeOptions` for *options* (*threads*: torch threads, 0 = default)."""
+    """The :class:`~vidtrans.diarize.DiarizeOptions` for *options* (*threads*: model threads, 0 = default)."""
     from . import diarize as dz
 
     fields = dict(
@@ -196,12 +196,12 @@ def refine_word_timing(transcript: Transcript, audio: Any, options: PipelineOpti
 
 
 def _thread_budget(cores: int, diarize: bool) -> tuple[int, int]:
-    """(CTranslate2 threads, torch threads) while transcription and diarization run side by side.
+    """(CTranslate2 threads, diarization model threads) while transcription and diarization run side by side.
 
     The decoder keeps every core (its threads idle between steps, and it is
-    the longer of the two jobs); diarization gets 1 torch thread up to 4 cores
-    and a quarter of them beyond (torch with 2 threads next to other work can
-    be 10x slower on 2 cores).  Measured in ``bench/speed.py``.
+    the longer of the two jobs); diarization (onnxruntime sessions that never
+    spin-wait, or torch on a GPU machine) gets 1 thread up to 4 cores and a
+    quarter of them beyond.  Measured in ``bench/speed.py``.
     """
     if not diarize:
         return cores, 0
