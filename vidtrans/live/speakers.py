@@ -221,6 +221,15 @@ class LiveSpeakers:
             self.timeline.popleft()
 
     # -- words -----------------------------------------------------------------------
+    @property
+    def labelled_until(self) -> float:
+        """Words ending before this can be labelled now: the settled timeline, plus
+        ``speaker_lookahead`` when the latest stretch is a known voice and no new voice is pending
+        (the latest window heard that far; a word there takes that stretch's voice)."""
+        if self._candidates or not self.timeline or self.timeline[-1][2] is None:
+            return self.settled
+        return self.settled + min(self.options.speaker_lookahead, self.win / 2 - self.hop / 2)
+
     def speaker_of(self, word: Word) -> str | None:
         """The voice that overlaps *word* most; the nearest labelled stretch otherwise."""
         best: dict[str, float] = {}

@@ -247,7 +247,10 @@ class StreamingTranscriber:
         self.last_end = 0.0
         #: the previous hypothesis' uncommitted tail
         self.tentative: list[Word] = []
+        #: (audio end, uncommitted hypothesis) of recent decodes, for ``agreement_gap``
+        self._hyps: deque[tuple[float, list[Word]]] = deque(maxlen=32)
         self.step = o.step
+        self._reported_step = o.step
         self.decode_ratio = 0.0
         self.history: deque[DecodeStats] = deque(maxlen=4096)
         self.switches: list[tuple[float, str, str]] = []
@@ -379,8 +382,15 @@ class StreamingTranscriber:
                     new = new[n:]
                     break
         new = _drop_loops(list(self.recent), new)
+        ref = self.tentative
+        gap = self.options.agreement_gap
+        if gap > 0:  # the latest hypothesis decoded >= gap seconds of audio before this one
+            older = [h for t, h in self._hyps if t <= self.audio_end - gap + 1e-6]
+            ref = [w for w in older[-1] if w.start > self.last_end - 0.1] if older else []
+        self._hyps.append((self.audio_end, new))
         k = 0
-        while k < len(self.tentative) and k < len(new) and _norm(self.tentative[k].text) == _norm(new[k].text):
+        heard = self.audio_end - self.options.min_right_context
+        while k < len(ref) and k < len(new) and _norm(ref[k].text) == _norm(new[k].text) and new[k].end <= heard:
             k += 1
         commit = self._commit(new[:k])
         self.tentative = new[k:]
@@ -467,13 +477,53 @@ class StreamingTranscriber:
         return out
 
     # -- self-monitoring --------------------------------------------------------------
-    def adapt(self) -> str | None:
-        """Keep latency bounded: longer steps, then a smaller model, when decoding falls behind.
+    def recent_decode_seconds(self, n: int = 3) -> float | None:
+        """Median wall seconds of the last *n* decodes with the current model (None before any)."""
+        recent = [h.decode_seconds for h in list(self.history)[-n:] if h.model == self.model_name]
+        return float(np.median(recent)) if recent else None
 
-        Called by the runner for live sources after each decode.  Returns a
-        description of the change made, or None.
+    def _fall_back(self) -> str | None:
+        fb = _fallback_for(self.model_name, self.language, self.options.fallback_model)
+        if not fb:
+            return None
+        old = self.model_name
+        self.model = load_whisper(fb, self.options)
+        self.model_name = fb
+        self.switches.append((round(self.audio_end, 3), old, fb))
+        self.decode_ratio = 0.0
+        self.history.clear()
+        return f"decoding cannot keep up at the longest step: model {old} -> {fb}"
+
+    def adapt(self) -> str | None:
+        """Keep latency low and bounded: steps that follow the decode time, then a smaller model.
+
+        Called by the runner for live sources after each decode.  With
+        ``adaptive_step`` the step becomes ``step_factor`` x the recent decode
+        time (between ``min_step`` and ``max_step``): LocalAgreement-2 commits a
+        word on the second decode that hears it, so a shorter step is a shorter
+        wait whenever decoding is fast, while the decode ratio stays near
+        ``1 / step_factor`` however loaded the machine is.  When even
+        ``max_step`` is too short (decode ratio above ``max_decode_ratio``) the
+        model falls back to a smaller one.  Without ``adaptive_step`` the step
+        starts at ``step`` and grows by half while the ratio is too high.
+        Returns a description of a notable change, or None.
         """
         o = self.options
+        if o.adaptive_step:
+            d = self.recent_decode_seconds()
+            if d is None:
+                return None
+            if self.step >= o.max_step and self.decode_ratio > o.max_decode_ratio and len(self.history) >= 3:
+                change = self._fall_back()
+                if change:
+                    return change
+            old = self.step
+            self.step = float(min(o.max_step, max(o.min_step, o.step_factor * d)))
+            reported = self._reported_step
+            if abs(self.step - reported) > 0.3 * reported:  # log big moves only (it moves every decode)
+                self._reported_step = self.step
+                return f"decode {d:.2f} s: step {old:.2f} s -> {self.step:.2f} s"
+            return None
         if len(self.history) < 3 and self.decode_ratio < 2 * o.max_decode_ratio:
             return None  # wait for a few decodes unless this one was far too slow
         if self.decode_ratio > o.max_decode_ratio:
@@ -482,15 +532,7 @@ class StreamingTranscriber:
                 self.step = min(o.max_step, self.step * 1.5)
                 self.decode_ratio = o.max_decode_ratio  # give the new step a few decodes to show its effect
                 return f"decode ratio above {o.max_decode_ratio}: step {old:.2f} s -> {self.step:.2f} s"
-            fb = _fallback_for(self.model_name, self.language, o.fallback_model)
-            if fb:
-                old = self.model_name
-                self.model = load_whisper(fb, o)
-                self.model_name = fb
-                self.switches.append((round(self.audio_end, 3), old, fb))
-                self.decode_ratio = 0.0
-                self.history.clear()
-                return f"decoding cannot keep up at the longest step: model {old} -> {fb}"
+            return self._fall_back()
         elif self.decode_ratio < o.max_decode_ratio / 3 and self.step > o.step:
             old = self.step
             self.step = max(o.step, self.step / 1.5)
