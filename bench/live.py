@@ -245,6 +245,18 @@ def bench_drift(model_name: str, items: list[dict], minutes: float, step: float,
     print(f"| {stretch:g}-min stretch | words | latency median | p90 | algorithmic latency median | p90 | decode s median "
           "| step s median | max buffer s | peak RSS MB | load average |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
+    last = max(int(np.ceil(minutes / stretch)) - 1, 0)  # the final instant belongs to the last stretch
+    for table in (per, dec, buf, stp, rss, loads):
+        for k in [k for k in table if k > last]:
+            v = table.pop(k)
+            if isinstance(v, dict):
+                slot = table.setdefault(last, {"lat": [], "alat": []})
+                for name in v:
+                    slot[name] += v[name]
+            elif isinstance(v, list):
+                table.setdefault(last, []).extend(v)
+            else:
+                table[last] = max(table.get(last, 0.0), v)
     keys = sorted(set(per) | set(dec))
     for k in keys:
         lat, al = per.get(k, {}).get("lat", []), per.get(k, {}).get("alat", [])

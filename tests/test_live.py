@@ -532,6 +532,28 @@ def test_agreement_gap_compares_with_a_hypothesis_a_second_older(clip9, whisper_
             seen.append(tr._hyps[-1])
         for w in new:
             older = [h for t, h in seen if t <= tr.audio_end - 1.0 + 1e-6]
-            assert any(norm(x.text) == norm(w.text) and abs(x.start - w.start) < 0.5 for h in older for x in h), w
+            # (a committed word's start may be moved up to the previous word's end, so match loosely)
+            assert any(norm(x.text) == norm(w.text) and abs(x.end - w.end) < 1.0 for h in older for x in h), w
         committed += len(new)
     assert committed >= 5
+
+
+def test_vad_decisions_do_not_depend_on_how_the_audio_is_chunked(sample_wav):
+    """A real-time source delivers blocks of varying size; the speech/non-speech frames (which gate
+    decoding, flush utterances and drive the speaker timeline) must be the same for any chunking.
+    Silero's state ran across the frames of each call, so they differed (the third live speaker
+    that made test_file_at_realtime_pace_two_speakers fail now and then)."""
+    from vidtrans.audio import load_audio
+    from vidtrans.live import VadTracker
+
+    audio = load_audio(sample_wav)[: 16000 * 15]
+    runs = []
+    for chunk in (1600, 1234, 16000, 4097):
+        vad = VadTracker(0.5)
+        for i in range(0, audio.size, chunk):
+            vad.update(audio[i : i + chunk])
+        runs.append(list(vad._speech))
+    n = min(len(r) for r in runs)
+    assert n > 400 and 0.1 < np.mean(runs[0][:n]) < 0.9
+    for r in runs[1:]:
+        assert r[:n] == runs[0][:n]

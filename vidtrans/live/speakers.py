@@ -176,7 +176,8 @@ class LiveSpeakers:
     def update(self, final: bool = False) -> None:
         """Embed every window that has fully arrived; settle the timeline as far as possible."""
         o = self.options
-        while self._next + self.win / 2 <= self.audio_end + 1e-9:
+        ready = min(self.audio_end, self.vad.time)  # windows the VAD has fully scored
+        while self._next + self.win / 2 <= ready + 1e-9:
             c = self._next
             self._next += self.hop
             t0, t1 = max(c - self.hop / 2, 0.0), c + self.hop / 2

@@ -48,6 +48,14 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16_000
 #: Silero VAD frame (32 ms at 16 kHz)
 VAD_FRAME = 512
+#: frames scored per model call: the model carries its state across the frames of one call and
+#: starts afresh with the next, so calls cover fixed groups counted from the stream start and the
+#: decisions do not depend on how the source happened to chunk the audio (they did: 17-36 of 375
+#: frames of the pyannote sample changed between 0.1 s and 1 s chunks, enough to open a third
+#: live speaker now and then)
+VAD_GROUP = 4
+#: longest a word may last (s); faster-whisper's own hallucination check treats longer words as anomalies
+MAX_WORD_SECONDS = 2.0
 _SENTENCE_END = re.compile(r"[.!?…。！？]['\"”’)\]]*$")
 _NORM = re.compile(r"[^\w']+", re.UNICODE)
 
@@ -126,12 +134,17 @@ class VadTracker:
 
     def update(self, audio: np.ndarray) -> None:
         self._pending = np.concatenate([self._pending, audio]) if self._pending.size else audio
-        n = self._pending.size // VAD_FRAME
+        n = self._pending.size // (VAD_FRAME * VAD_GROUP) * VAD_GROUP
         if n == 0:
             return
         block = self._pending[: n * VAD_FRAME]
         self._pending = self._pending[n * VAD_FRAME :].copy()
-        probs = self.model(np.concatenate([self._context, block]).astype(np.float32, copy=False))[1:]
+        step = VAD_FRAME * VAD_GROUP
+        probs = np.concatenate([  # one call per group, the frame before it as context (its output dropped)
+            self.model(np.concatenate([block[i - VAD_FRAME : i] if i else self._context, block[i : i + step]])
+                       .astype(np.float32, copy=False))[1:].reshape(-1)
+            for i in range(0, block.size, step)
+        ])
         self._context = block[-VAD_FRAME:].copy()
         speech = probs >= self.threshold
         self._speech.extend(bool(s) for s in speech)
@@ -350,7 +363,9 @@ class StreamingTranscriber:
                     if not w.word.strip():
                         continue
                     s = self.buf_t0 + float(w.start)
-                    e = max(self.buf_t0 + float(w.end), s)
+                    # a word stretched over seconds is an alignment failure (speech Whisper left out
+                    # of the hypothesis); committed, its end would make the next words look old and drop them
+                    e = min(max(self.buf_t0 + float(w.end), s), s + MAX_WORD_SECONDS)
                     words.append(Word(round(s, 3), round(e, 3), w.word, probability=round(float(w.probability), 4)))
         except (RuntimeError, ValueError) as exc:
             raise LiveEngineError(f"faster-whisper failed on the live buffer at {self.buf_t0:.1f} s: {exc}") from exc
@@ -439,6 +454,7 @@ class StreamingTranscriber:
                 elif self.tentative:  # never cut audio the decoder has not yet covered
                     self._cut(min(self.tentative[0].start, self.audio_end - o.trim_seconds))
                 else:  # a whole buffer of "speech" with no words at all: noise or music
+                    log.info("live: %.1f s of speech gave no words; dropping it", self.audio_end - o.trim_seconds - self.buf_t0)
                     self._cut(self.audio_end - o.trim_seconds)
         return forced
 
