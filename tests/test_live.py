@@ -151,12 +151,6 @@ def test_file_at_realtime_pace_two_speakers(tmp_path, sample_wav, sample_referen
     # necessarily falls behind and the bench, not this test, reports that.
     lat = np.array(result.latencies)
     decode = np.median([d["decode_seconds"] for d in result.decodes])
-    # the algorithm, whatever the load: LocalAgreement-2 commits a word by the second decode after it
-    # was heard, so audio received at commit minus the word's end is bounded by the steps used
-    events = read_events(tmp_path / "words.jsonl")
-    algo = np.array([e["audio_at"] - e["end"] for e in events])
-    steps = np.median([d["new_audio"] for d in result.decodes])
-    assert np.median(algo) <= 1.0 + 2.5 * steps, (np.median(algo), steps)
     # speaker labels: most words are written as soon as they are committed (the latest speaker
     # window covers them), not a step later
     assert len(result.speaker_waits) == len(result.words)
