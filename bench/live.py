@@ -89,10 +89,12 @@ def offline(model, path: str, beam: int) -> tuple[str, float]:
     return join_words(words), time.perf_counter() - t
 
 
-def live_run(model_name: str, model, path: str, realtime: bool, speakers: bool, step: float) -> dict:
+def live_run(model_name: str, model, path: str, realtime: bool, speakers: bool, step: float, adaptive: bool = True,
+             beam: int = 1) -> dict:
     from vidtrans.live import LiveOptions, LiveSpeakers, StreamingTranscriber, read_events, run_live
 
-    opts = LiveOptions(model=model_name, realtime=realtime, speakers=speakers, step=step)
+    opts = LiveOptions(model=model_name, realtime=realtime, speakers=speakers, step=step, adaptive_step=adaptive,
+                       beam_size=beam)
     tr = StreamingTranscriber(opts, model=model)
     spk = LiveSpeakers(opts, tr.vad) if speakers else None
     with tempfile.TemporaryDirectory() as d:
@@ -114,24 +116,39 @@ def live_run(model_name: str, model, path: str, realtime: bool, speakers: bool, 
         "text": r.text, "latency": r.latencies, "algo_latency": [e["audio_at"] - e["end"] for e in events],
         "rtf": r.rtf, "cpu_rtf": sum(d.get("decode_cpu", 0.0) for d in r.decodes) / max(r.audio_seconds, 1e-9),
         "audio": r.audio_seconds, "wall": wall, "revised": revised, "switches": r.switches,
-        "adaptations": r.adaptations, "speakers": r.speakers,
+        "adaptations": r.adaptations, "speakers": r.speakers, "speaker_waits": r.speaker_waits, "start_delay": r.start_delay,
+        "steps": [d["new_audio"] for d in r.decodes],
     }
 
 
-def bench_asr(models: list[str], items: list[dict], realtime: bool, speakers: bool, step: float) -> None:
+def bench_asr(models: list[str], items: list[dict], realtime: bool, speakers: bool, step: float, adaptive: bool = True,
+              beams: dict[str, int] | None = None) -> None:
     from vidtrans.live import LiveOptions, load_whisper
 
     norms = _normalizers()
-    loaded = {m: load_whisper(m, LiveOptions(model=m)) for m in models}
+    # a model may be given as NAME@BEAM (e.g. base@3): the live decoder's beam width for that row
+    spec = {m: (m.split("@")[0], int(m.split("@")[1]) if "@" in m else (beams or {}).get(m, 1)) for m in models}
+    loaded = {}
+    for m, (name, _) in spec.items():
+        if name not in loaded:
+            loaded[name] = load_whisper(name, LiveOptions(model=name))
+    offline_cache: dict[tuple[str, str, int], str] = {}
+
+    def offline_text(name: str, path: str, beam: int) -> str:
+        if (name, path, beam) not in offline_cache:
+            offline_cache[name, path, beam] = offline(loaded[name], path, beam)[0]
+        return offline_cache[name, path, beam]
+
     rows = {m: {"live": [], "off5": [], "off1": [], "lat": [], "alat": [], "rtf": [], "cpu": [], "audio": 0.0, "rev": 0, "dup": 0,
-                "switches": [], "adapt": []} for m in models}
+                "switches": [], "adapt": [], "wait": [], "step": [], "start": []} for m in models}
     for k, item in enumerate(items):
         order = models if k % 2 == 0 else models[::-1]  # alternate: both models see the same load on average
         for m in order:
-            model = loaded[m]
-            off5, _ = offline(model, item["path"], 5)
-            off1, _ = offline(model, item["path"], 1)
-            r = live_run(m, model, item["path"], realtime, speakers, step)
+            name, beam = spec[m]
+            model = loaded[name]
+            off5 = offline_text(name, item["path"], 5)
+            off1 = offline_text(name, item["path"], 1)
+            r = live_run(name, model, item["path"], realtime, speakers, step, adaptive, beam)
             row = rows[m]
             for key, hyp in (("live", r["text"]), ("off5", off5), ("off1", off1)):
                 _, err, n = score(hyp, item["reference"], "en", norms)
@@ -145,33 +162,44 @@ def bench_asr(models: list[str], items: list[dict], realtime: bool, speakers: bo
             row["dup"] += duplicated_words(r["text"], off1)
             row["switches"] += r["switches"]
             row["adapt"] += r["adaptations"]
+            row["wait"] += r["speaker_waits"]
+            row["step"] += r["steps"]
+            row["start"].append(r["start_delay"])
             _, e_live, _ = score(r["text"], item["reference"], "en", norms)
             _, e_off, _ = score(off5, item["reference"], "en", norms)
             print(f"  {item['id'][:38]:38s} {m:8s} live WER {e_live:6.1%} offline {e_off:6.1%}  "
-                  f"latency median {_p(r['latency'], 50):5.2f} s  rtf {r['rtf']:.2f}  {r['speakers']}", flush=True)
+                  f"latency median {_p(r['latency'], 50):5.2f} s p90 {_p(r['latency'], 90):5.2f} s  "
+                  f"step median {_p(r['steps'], 50):.2f} s  rtf {r['rtf']:.2f}  {r['speakers']}  load {os.getloadavg()[0]:.1f}",
+                  flush=True)
 
     def wer(pairs):
         return sum(e for e, _ in pairs) / max(sum(n for _, n in pairs), 1)
 
     pace = "real-time pace" if realtime else "as fast as possible"
-    print(f"\nlive vs offline on {len(items)} English clips ({pace}, {'speakers on' if speakers else 'speakers off'}):")
-    print("| model | live WER | offline WER beam 5 (vidtrans run) | offline WER beam 1 | latency median | latency p90 "
-          "| algorithmic latency median | RTF (wall) | decode CPU s per audio s | revised | duplicated | self-monitor |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print(f"\nlive vs offline on {len(items)} English clips ({pace}, {'speakers on' if speakers else 'speakers off'}, "
+          f"{'adaptive step' if adaptive else f'fixed step {step} s'}, load average {os.getloadavg()[0]:.1f} at the end):")
+    print("| model | live beam | live WER | offline WER beam 5 (vidtrans run) | offline WER beam 1 | latency median | latency p90 "
+          "| algorithmic latency median | speaker wait median / p90 | step median | RTF (wall) | decode CPU s per audio s "
+          "| source start delay median | revised | duplicated | self-monitor |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for m, row in rows.items():
         rtf = sum(a for a, _ in row["rtf"]) / max(row["audio"], 1e-9)
-        print(f"| {m} | {wer(row['live']):.1%} | {wer(row['off5']):.1%} | {wer(row['off1']):.1%} | "
-              f"{_p(row['lat'], 50):.2f} s | {_p(row['lat'], 90):.2f} s | {_p(row['alat'], 50):.2f} s | {rtf:.2f} | "
+        print(f"| {spec[m][0]} | {spec[m][1]} | {wer(row['live']):.1%} | {wer(row['off5']):.1%} | {wer(row['off1']):.1%} | "
+              f"{_p(row['lat'], 50):.2f} s | {_p(row['lat'], 90):.2f} s | {_p(row['alat'], 50):.2f} s | "
+              f"{_p(row['wait'], 50):.2f} / {_p(row['wait'], 90):.2f} s | {_p(row['step'], 50):.2f} s | {rtf:.2f} | "
               f"{sum(row['cpu']) / max(row['audio'], 1e-9):.2f} | "
-              f"{row['rev']} | {row['dup']} | {len(row['adapt'])} changes, switches {row['switches']} |")
+              f"{_p(row['start'], 50):.2f} s | {row['rev']} | {row['dup']} | {len(row['adapt'])} changes, switches {row['switches']} |")
 
 
 # --------------------------------------------------------------------------- drift
-def bench_drift(model_name: str, items: list[dict], minutes: float, step: float) -> None:
+def bench_drift(model_name: str, items: list[dict], minutes: float, step: float, realtime: bool = False,
+                speakers: bool = False, stretch: float = 1.0, adaptive: bool = True) -> None:
+    """Tile the clips to *minutes* and stream them; per *stretch* minutes (by word end) print the
+    latency figures, decode time and buffer, which must stay flat."""
     import resource
 
     from vidtrans.audio import load_audio, write_wav
-    from vidtrans.live import LiveOptions, run_live
+    from vidtrans.live import LiveOptions, read_events, run_live
 
     gap = np.zeros(16000, dtype=np.float32)
     parts, total = [], 0
@@ -181,40 +209,66 @@ def bench_drift(model_name: str, items: list[dict], minutes: float, step: float)
             parts += [a, gap]
             total += a.size + gap.size
     audio = np.concatenate(parts)[: int(minutes * 60 * 16000)]
+    span = 60.0 * stretch
+    rss: dict[int, float] = {}
+    loads: dict[int, list[float]] = {}
+
+    def watch(state) -> None:
+        k = int(state.audio_seconds // span)
+        rss[k] = max(rss.get(k, 0.0), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        loads.setdefault(k, []).append(os.getloadavg()[0])
+
+    opts = LiveOptions(model=model_name, speakers=speakers, step=step, realtime=realtime, adaptive_step=adaptive)
     with tempfile.TemporaryDirectory() as d:
         path = write_wav(Path(d) / "tiled.wav", audio)
-        per_min: dict[int, dict[str, list[float]]] = {}
-
-        def watch(state) -> None:
-            m = int(state.audio_seconds // 60)
-            slot = per_min.setdefault(m, {"alat": [], "rss": []})
-            slot["alat"] += [state.audio_seconds - w.end for w in state.new_words]
-            slot["rss"].append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-
         t = time.perf_counter()
-        r = run_live(path, Path(d) / "l.vtt", Path(d) / "w.jsonl",
-                     LiveOptions(model=model_name, speakers=False, step=step), on_update=watch)
+        r = run_live(path, Path(d) / "l.vtt", Path(d) / "w.jsonl", opts, on_update=watch)
         wall = time.perf_counter() - t
+        events = read_events(Path(d) / "w.jsonl")
+    per: dict[int, dict[str, list[float]]] = {}
+    for e in events:
+        slot = per.setdefault(int(e["end"] // span), {"lat": [], "alat": []})
+        slot["lat"].append(e["committed_at"] - e["end"])
+        slot["alat"].append(e["audio_at"] - e["end"])
     dec: dict[int, list[float]] = {}
     buf: dict[int, list[float]] = {}
+    stp: dict[int, list[float]] = {}
     for x in r.decodes:
-        dec.setdefault(int(x["audio_end"] // 60), []).append(x["decode_seconds"])
-        buf.setdefault(int(x["audio_end"] // 60), []).append(x["buffer_seconds"])
-    print(f"\ndrift: {minutes:.0f} min tiled English speech, {model_name}, step {step} s, as fast as possible "
-          f"({wall:.0f} s wall, {len(r.words)} words)")
-    print("| minute | words | algorithmic latency median | p90 | decode s/step median | max buffer s | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|")
-    mins = sorted(set(per_min) | set(dec))
-    for m in mins:
-        al = per_min.get(m, {}).get("alat", [])
-        print(f"| {m} | {len(al)} | {_p(al, 50):.2f} | {_p(al, 90):.2f} | {_p(dec.get(m, []), 50):.2f} | "
-              f"{max(buf.get(m, [0])):.1f} | {max(per_min.get(m, {}).get('rss', [0])):.0f} |")
-    if len(mins) >= 4:
-        q = max(1, len(mins) // 4)
-        first = [x for m in mins[:q] for x in per_min.get(m, {}).get("alat", [])]
-        last = [x for m in mins[-q:] for x in per_min.get(m, {}).get("alat", [])]
-        d_first = [x for m in mins[:q] for x in dec.get(m, [])]
-        d_last = [x for m in mins[-q:] for x in dec.get(m, [])]
+        k = int(x["audio_end"] // span)
+        dec.setdefault(k, []).append(x["decode_seconds"])
+        buf.setdefault(k, []).append(x["buffer_seconds"])
+        stp.setdefault(k, []).append(x["new_audio"])
+    pace = "real-time pace" if realtime else "as fast as possible"
+    print(f"\ndrift: {minutes:.0f} min tiled English speech, {model_name}, {'adaptive step' if adaptive else f'step {step} s'}, "
+          f"{pace}, speakers {'on' if speakers else 'off'} ({wall:.0f} s wall, {len(r.words)} words, "
+          f"switches {r.switches}, {len(r.adaptations)} logged step changes)")
+    print(f"| {stretch:g}-min stretch | words | latency median | p90 | algorithmic latency median | p90 | decode s median "
+          "| step s median | max buffer s | peak RSS MB | load average |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    last = max(int(np.ceil(minutes / stretch)) - 1, 0)  # the final instant belongs to the last stretch
+    for table in (per, dec, buf, stp, rss, loads):
+        for k in [k for k in table if k > last]:
+            v = table.pop(k)
+            if isinstance(v, dict):
+                slot = table.setdefault(last, {"lat": [], "alat": []})
+                for name in v:
+                    slot[name] += v[name]
+            elif isinstance(v, list):
+                table.setdefault(last, []).extend(v)
+            else:
+                table[last] = max(table.get(last, 0.0), v)
+    keys = sorted(set(per) | set(dec))
+    for k in keys:
+        lat, al = per.get(k, {}).get("lat", []), per.get(k, {}).get("alat", [])
+        print(f"| {k * stretch:g}-{(k + 1) * stretch:g} | {len(al)} | {_p(lat, 50):.2f} | {_p(lat, 90):.2f} | {_p(al, 50):.2f} | "
+              f"{_p(al, 90):.2f} | {_p(dec.get(k, []), 50):.2f} | {_p(stp.get(k, []), 50):.2f} | {max(buf.get(k, [0])):.1f} | "
+              f"{rss.get(k, 0):.0f} | {_p(loads.get(k, []), 50):.1f} |")
+    if len(keys) >= 4:
+        q = max(1, len(keys) // 4)
+        first = [x for k in keys[:q] for x in per.get(k, {}).get("lat", [])]
+        last = [x for k in keys[-q:] for x in per.get(k, {}).get("lat", [])]
+        d_first = [x for k in keys[:q] for x in dec.get(k, [])]
+        d_last = [x for k in keys[-q:] for x in dec.get(k, [])]
         print(f"first vs last quarter: latency median {_p(first, 50):.2f} -> {_p(last, 50):.2f} s; "
               f"decode s/step {_p(d_first, 50):.2f} -> {_p(d_last, 50):.2f}")
 
@@ -299,6 +353,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--step", type=float, default=1.0)
     ap.add_argument("--drift-minutes", type=float, default=0.0, help="also run the tiled drift test this long")
     ap.add_argument("--drift-only", action="store_true")
+    ap.add_argument("--drift-realtime", action="store_true",
+                    help="stream the drift file at real-time pace (N minutes of wall time) instead of as fast as possible")
+    ap.add_argument("--drift-stretch", type=float, default=0.0,
+                    help="minutes per drift table row (default 1, or 5 with --drift-realtime)")
+    ap.add_argument("--beams", default="", help="live beam width per model, e.g. base=3 (default 1)")
+    ap.add_argument("--fixed-step", action="store_true", help="the old fixed step (no adaptive step) for comparison")
     ap.add_argument("--speakers-cv", "--speakers", dest="speakers_cv", action="store_true",
                     help="only the speaker-threshold cross-validation")
     ap.add_argument("--thresholds", default="0.55,0.6,0.65")
@@ -312,9 +372,13 @@ def main(argv: list[str] | None = None) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start (shared with other jobs)")
     if not args.drift_only:
-        bench_asr(models, items, realtime=not args.fast, speakers=args.speakers, step=args.step)
+        beams = {m: int(b) for m, b in (x.split("=") for x in args.beams.split(",") if x)}
+        bench_asr(models, items, realtime=not args.fast, speakers=args.speakers, step=args.step,
+                  adaptive=not args.fixed_step, beams=beams)
     if args.drift_minutes:
-        bench_drift(models[0], [i for i in items if i["id"] != "pyannote_sample"] or items, args.drift_minutes, args.step)
+        bench_drift(models[0], [i for i in items if i["id"] != "pyannote_sample"] or items, args.drift_minutes, args.step,
+                    realtime=args.drift_realtime, speakers=args.speakers if args.drift_realtime else False,
+                    stretch=args.drift_stretch or (5.0 if args.drift_realtime else 1.0), adaptive=not args.fixed_step)
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     return 0
 

@@ -151,14 +151,24 @@ def test_file_at_realtime_pace_two_speakers(tmp_path, sample_wav, sample_referen
     # necessarily falls behind and the bench, not this test, reports that.
     lat = np.array(result.latencies)
     decode = np.median([d["decode_seconds"] for d in result.decodes])
-    if result.rtf < 0.9:
+    # speaker labels: most words are written as soon as they are committed (the latest speaker
+    # window covers them), not a step later
+    assert len(result.speaker_waits) == len(result.words)
+    assert np.mean(np.array(result.speaker_waits) < 0.05) >= 0.5, sorted(result.speaker_waits)
+    # committed_at counts from the stream's first sample, not from opening the source
+    assert 0 <= result.start_delay < 30
+    # judged only when the machine kept up steadily: a tiny.en decode of this <= 15 s buffer takes
+    # 0.1-0.7 s on 2 free cores; when other jobs starve some decodes (2-4 s each at load 8-9 here)
+    # tiny.en's hypotheses stop agreeing for seconds and a 9 s median follows (seen 1 in ~6 runs)
+    slow = np.percentile([d["decode_seconds"] for d in result.decodes], 90)
+    if result.rtf < 0.9 and slow <= 1.5:
         # generous: one of five runs on a quiet 2-core box reached ~7 s; the bench reports the real figure
         assert np.median(lat) <= 4.0 + 4.0 * decode, (np.median(lat), decode)
         half = len(lat) // 2
         assert np.median(lat[half:]) <= np.median(lat[:half]) + 3.0 * decode + 3.0
     else:
-        warnings.warn(f"latency not judged: decoding took {result.rtf:.2f} s per audio second here "
-                      f"(median commit latency {np.median(lat):.1f} s)")
+        warnings.warn(f"latency not judged: decoding took {result.rtf:.2f} s per audio second here, 90th "
+                      f"percentile decode {slow:.1f} s (median commit latency {np.median(lat):.1f} s)")
 
 
 def _caption_text(path: Path) -> str:
@@ -385,3 +395,163 @@ def test_no_repeated_commits_at_end_of_stream(sample_wav, whisper_tiny):
     for n_ in range(4, len(seq) // 2 + 1):
         for i in range(len(seq) - 2 * n_ + 1):
             assert seq[i : i + n_] != seq[i + n_ : i + 2 * n_], " ".join(seq[i : i + 2 * n_])
+
+
+# --------------------------------------------------------------------------- adaptive step, speaker lag
+def test_adaptive_step_follows_decode_time(clip9, whisper_tiny):
+    """Live sources: the step is step_factor x the recent decode time within [min_step, max_step]
+    (short when decoding is fast, so LocalAgreement-2 commits sooner; long when it is slow), and a
+    decoder too slow for max_step falls back to the smaller model."""
+    from vidtrans.audio import load_audio
+    from vidtrans.live.streaming import SAMPLE_RATE, DecodeStats
+
+    opts = LiveOptions(model="tiny.en", speakers=False, min_step=0.5)
+    assert LiveOptions().adaptive_step and opts.min_step < opts.step < opts.max_step
+    tr = StreamingTranscriber(opts, model=whisper_tiny)
+    audio = load_audio(clip9)
+    n = int(0.5 * SAMPLE_RATE)
+    decodes = 0
+    for i in range(0, audio.size, n):
+        tr.insert(audio[i : i + n])
+        tr.process()
+        tr.adapt()
+        if len(tr.history) > decodes:  # it decoded: the step follows the real decode times of this machine
+            decodes = len(tr.history)
+            recent = sorted(h.decode_seconds for h in list(tr.history)[-3:])
+            want = min(opts.max_step, max(opts.min_step, opts.step_factor * recent[len(recent) // 2]))
+            assert tr.step == pytest.approx(want, abs=1e-6), (tr.step, recent)
+    assert decodes >= 5
+
+    def decoded(seconds: float, new_audio: float) -> None:
+        tr.history.append(DecodeStats(tr.audio_end, 5.0, new_audio, seconds, seconds, tr.model_name, 0, 0))
+        tr.decode_ratio = 0.7 * tr.decode_ratio + 0.3 * seconds / new_audio
+
+    for _ in range(3):  # fast decodes: the shortest step (the fixed 1 s step waited twice as long)
+        decoded(0.12, tr.step)
+    tr.adapt()
+    assert tr.step == pytest.approx(opts.min_step)
+    for _ in range(3):  # a loaded machine: the step grows with the decode time
+        decoded(1.2, tr.step)
+    tr.adapt()
+    assert tr.step == pytest.approx(1.8)
+    for _ in range(3):
+        decoded(2.6, tr.step)
+    tr.adapt()
+    assert tr.step == opts.max_step
+    assert tr.model_name == "tiny.en" and not tr.switches  # tiny.en has nothing smaller to fall back to
+
+    # the old fixed step (adaptive_step=False) stays at `step` while decoding keeps up
+    fixed = StreamingTranscriber(LiveOptions(model="tiny.en", speakers=False, adaptive_step=False), model=whisper_tiny)
+    for _ in range(4):
+        fixed.history.append(DecodeStats(0.0, 5.0, 1.0, 0.12, 0.12, "tiny.en", 0, 0))
+        fixed.decode_ratio = 0.12
+        fixed.adapt()
+    assert fixed.step == 1.0
+
+
+def test_adaptive_step_falls_back_to_a_smaller_model_at_max_step(whisper_tiny):
+    """A decoder that cannot keep up even at max_step is replaced by the fallback model."""
+    from vidtrans.live.streaming import DecodeStats
+
+    # a "base" transcriber (tiny's weights stand in for base here; the switch is what is tested)
+    tr = StreamingTranscriber(LiveOptions(model="base", language="en", fallback_model="tiny.en", speakers=False),
+                              model=whisper_tiny)
+    tr.history.append(DecodeStats(10.0, 8.0, tr.step, 2.9, 2.9, "base", 0, 0))
+    tr.decode_ratio = 2.9 / tr.step
+    tr.adapt()
+    assert tr.step == 3.0 and tr.model_name == "base"  # first the longest step
+    for _ in range(2):
+        tr.history.append(DecodeStats(10.0, 8.0, 3.0, 2.9, 2.9, "base", 0, 0))
+    tr.decode_ratio = 2.9 / 3.0
+    change = tr.adapt()
+    assert tr.model_name == "tiny.en" and tr.switches and "tiny.en" in change
+
+
+def test_options_reject_bad_adaptive_step():
+    from vidtrans.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="step_factor"):
+        LiveOptions(step_factor=0.5).validate()
+    with pytest.raises(ConfigurationError, match="min_step"):
+        LiveOptions(min_step=4.0).validate()
+    with pytest.raises(ConfigurationError, match="speaker_lookahead"):
+        LiveOptions(speaker_lookahead=-1).validate()
+
+
+def test_speaker_lookahead_labels_words_from_the_latest_window(sample_wav):
+    """A committed word just past the settled speaker timeline takes the latest window's voice
+    at once when no new voice is being decided, instead of waiting a step in the lag buffer."""
+    from vidtrans.audio import load_audio
+    from vidtrans.live import VadTracker
+    from vidtrans.live.streaming import SAMPLE_RATE
+
+    audio = load_audio(sample_wav)[: 12 * SAMPLE_RATE]
+    opts = LiveOptions()
+    vad = VadTracker(opts.vad_threshold)
+    spk = LiveSpeakers(opts, vad)
+    strict = LiveSpeakers(LiveOptions(speaker_lookahead=0.0), VadTracker(opts.vad_threshold), embedder=spk.embedder)
+    ahead = 0
+    for i in range(0, audio.size, SAMPLE_RATE // 2):
+        block = audio[i : i + SAMPLE_RATE // 2]
+        for s in (spk, strict):
+            s.vad.update(block)
+            s.insert(block)
+            s.update()
+        assert strict.labelled_until == strict.settled
+        assert spk.settled == pytest.approx(strict.settled)
+        if spk._candidates or not spk.timeline or spk.timeline[-1][2] is None:
+            assert spk.labelled_until == spk.settled  # a new voice pending, or silence: wait
+        else:
+            assert spk.labelled_until == pytest.approx(spk.settled + 0.5)
+            ahead += 1
+            w = Word(spk.settled + 0.1, spk.labelled_until - 0.05, " word")
+            assert spk.speaker_of(w) == spk.timeline[-1][2]
+        assert spk.labelled_until <= spk.audio_end
+    assert ahead >= 3 and spk.speakers  # 4 of the 24 half-second updates on this clip (deterministic)
+
+
+def test_agreement_gap_compares_with_a_hypothesis_a_second_older(clip9, whisper_tiny):
+    """With 0.5 s steps and agreement_gap 1.0 a word is committed only when a decode made at least
+    1 s of audio earlier had it too (two decodes 0.5 s apart agree on errors too easily)."""
+    from vidtrans.audio import load_audio
+    from vidtrans.live.streaming import SAMPLE_RATE, _norm as norm
+
+    tr = StreamingTranscriber(LiveOptions(model="tiny.en", speakers=False, agreement_gap=1.0, silence_flush=0),
+                              model=whisper_tiny)
+    audio = load_audio(clip9)
+    n = SAMPLE_RATE // 2
+    seen: list[tuple[float, list[Word]]] = []  # every hypothesis, as the transcriber decoded it
+    committed = 0
+    for i in range(0, audio.size, n):
+        tr.insert(audio[i : i + n])
+        before = len(tr._hyps)
+        new = tr.process()
+        if len(tr._hyps) > before:
+            seen.append(tr._hyps[-1])
+        for w in new:
+            older = [h for t, h in seen if t <= tr.audio_end - 1.0 + 1e-6]
+            # (a committed word's start may be moved up to the previous word's end, so match loosely)
+            assert any(norm(x.text) == norm(w.text) and abs(x.end - w.end) < 1.0 for h in older for x in h), w
+        committed += len(new)
+    assert committed >= 5
+
+
+def test_vad_decisions_do_not_depend_on_how_the_audio_is_chunked(sample_wav):
+    """A real-time source delivers blocks of varying size; the speech/non-speech frames (which gate
+    decoding, flush utterances and drive the speaker timeline) must be the same for any chunking.
+    Silero's state ran across the frames of each call, so they differed (the third live speaker
+    that made test_file_at_realtime_pace_two_speakers fail now and then)."""
+    from vidtrans.audio import load_audio
+    from vidtrans.live import VadTracker
+
+    audio = load_audio(sample_wav)[: 16000 * 15]
+    runs = []
+    for chunk in (1600, 1234, 16000, 4097):
+        vad = VadTracker(0.5)
+        for i in range(0, audio.size, chunk):
+            vad.update(audio[i : i + chunk])
+        runs.append(list(vad._speech))
+    n = min(len(r) for r in runs)
+    assert n > 400 and 0.1 < np.mean(runs[0][:n]) < 0.9
+    for r in runs[1:]:
+        assert r[:n] == runs[0][:n]

@@ -452,6 +452,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         model=args.model, fallback_model=None if args.fallback_model in ("", "none") else args.fallback_model,
         language=args.language, device=args.device, compute_type=args.compute_type, cpu_threads=args.cpu_threads,
         beam_size=args.beam_size, short_context=args.short_context, step=args.step, max_step=max(args.max_step, args.step), realtime=args.realtime,
+        adaptive_step=args.adaptive_step, min_step=min(args.min_step, args.step),
         stall_timeout=args.stall_timeout, speakers=args.speakers,
         enroll=enroll, speaker_labels=args.speaker_labels,
     )
@@ -619,7 +620,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="smaller model when decoding cannot keep up (auto = tiny.en for English; none = never)")
     p.add_argument("--language", default=None, help="spoken language; default: en for .en models, else detected")
     p.add_argument("--beam-size", dest="beam_size", type=int, default=1, help="beam width (default 1: greedy)")
-    p.add_argument("--step", type=float, default=1.0, help="seconds of new audio between decodes (default 1.0)")
+    p.add_argument("--step", type=float, default=1.0,
+                   help="seconds of new audio between decodes: the first step, or every step with --fixed-step (default 1.0)")
+    p.add_argument("--fixed-step", dest="adaptive_step", action="store_false",
+                   help="live sources: keep --step (grown only when decoding falls behind) instead of a step that "
+                        "follows the decode time")
+    p.add_argument("--min-step", dest="min_step", type=float, default=1.0, help="shortest adaptive step (default 1.0; shorter steps cost WER)")
     p.add_argument("--full-context", dest="short_context", action="store_false",
                    help="pad Whisper's encoder input to 30 s as trained (slower) instead of sizing it to the buffer")
     p.add_argument("--max-step", dest="max_step", type=float, default=3.0, help="longest step the self-monitor may use")

@@ -109,6 +109,11 @@ class LiveResult:
     vtt: Path | None = None
     events: Path | None = None
     adaptations: list[str] = field(default_factory=list)
+    #: wall seconds each word waited in the speaker lag buffer after the transcriber committed it
+    speaker_waits: list[float] = field(default_factory=list)
+    #: wall seconds from opening the source to the start of its first audio (not part of
+    #: ``committed_at``, which counts from the stream's first sample)
+    start_delay: float = 0.0
 
     @property
     def text(self) -> str:
@@ -143,11 +148,13 @@ class LiveResult:
         )
 
 
-def _feed(src, q: queue.Queue, stop: threading.Event) -> None:
+def _feed(src, q: queue.Queue, stop: threading.Event, started: list[float]) -> None:
     try:
         for block in src:
             if stop.is_set():
                 break
+            if not started:  # the stream began when the first block's first sample was captured
+                started.append(time.monotonic() - np.asarray(block).size / SAMPLE_RATE)
             q.put(block)
     except BaseException as exc:  # handed to the main loop, which re-raises it
         q.put(exc)
@@ -196,21 +203,32 @@ def run_live(
     words: list[Word] = []
     committed_at: list[float] = []
     lag: list[Word] = []
+    lag_since: list[float] = []  # wall time each lagging word was committed by the transcriber
+    speaker_waits: list[float] = []
     adaptations: list[str] = []
     stalled = False
     stop = stop or threading.Event()
     feeder_stop = threading.Event()
     q: queue.Queue = queue.Queue() if live else queue.Queue(maxsize=max(int(5 / o.chunk_seconds), 4))
-    t0 = time.monotonic()
-    feeder = threading.Thread(target=_feed, args=(src, q, feeder_stop), name="vidtrans-live-source", daemon=True)
+    t_open = time.monotonic()
+    started: list[float] = []
+    feeder = threading.Thread(target=_feed, args=(src, q, feeder_stop, started), name="vidtrans-live-source", daemon=True)
     feeder.start()
 
+    def since_start(t: float) -> float:
+        """Wall seconds since the stream started (its first sample; opening the source does not count)."""
+        return t - (started[0] if started else t_open)
+
+    def hold(new: list[Word]) -> None:
+        lag.extend(new)
+        lag_since.extend([time.monotonic()] * len(new))
+
     def release(final: bool = False) -> list[Word]:
-        nonlocal lag
+        nonlocal lag, lag_since
         if spk is None:
             out_words, lag = lag, []
         else:
-            k = len(lag) if final else next((i for i, w in enumerate(lag) if w.end > spk.settled + 0.05), len(lag))
+            k = len(lag) if final else next((i for i, w in enumerate(lag) if w.end > spk.labelled_until + 0.05), len(lag))
             out_words = []
             for w in lag[:k]:
                 who = spk.speaker_of(w)
@@ -219,7 +237,10 @@ def run_live(
                 out_words.append(replace(w, speaker=who))
             lag = lag[len(out_words):]
         if out_words:
-            now = time.monotonic() - t0
+            mono = time.monotonic()
+            speaker_waits.extend(round(mono - s, 3) for s in lag_since[: len(out_words)])
+            lag_since = lag_since[len(out_words):]
+            now = since_start(mono)
             words.extend(out_words)
             committed_at.extend([now] * len(out_words))
             if ev:
@@ -247,7 +268,7 @@ def run_live(
             return
         lat = [c - w.end for w, c in zip(words[-500:], committed_at[-500:])]
         on_update(LiveState(
-            audio_seconds=round(tr.audio_end, 3), wall_seconds=round(time.monotonic() - t0, 3), new_words=tuple(new),
+            audio_seconds=round(tr.audio_end, 3), wall_seconds=round(since_start(time.monotonic()), 3), new_words=tuple(new),
             committed=len(words), tentative=join_words(tr.tentative), lagging=len(lag),
             talk_time=spk.talk_time if spk else {}, model=tr.model_name, step=tr.step,
             decode_ratio=round(tr.decode_ratio, 3), buffer_seconds=round(tr.buffer_seconds, 2),
@@ -292,8 +313,9 @@ def run_live(
             new = []
             for i in range(0, max(audio.size, 1), piece):
                 feed_audio(audio[i : i + piece])
-                lag.extend(tr.process())
+                hold(tr.process())
                 if spk is not None:
+                    new += release()  # words the speaker timeline already covers go out before it is extended
                     spk.update()
                 new += release()
             if vtt:
@@ -316,7 +338,7 @@ def run_live(
         src.close()
         if failure is None:
             try:
-                lag.extend(tr.finish())
+                hold(tr.finish())
             except BaseException as exc:  # still write what was committed before
                 failure = exc
         if spk is not None:
@@ -332,8 +354,9 @@ def run_live(
     notify(new, finished=True)
     return LiveResult(
         words=words, committed_at=[round(c, 3) for c in committed_at], talk_time=spk.talk_time if spk else {},
-        audio_seconds=round(tr.audio_end, 3), wall_seconds=round(time.monotonic() - t0, 3),
+        audio_seconds=round(tr.audio_end, 3), wall_seconds=round(since_start(time.monotonic()), 3),
         switches=list(tr.switches), stalled=stalled, model=tr.model_name, language=tr.language,
         decodes=[d.__dict__.copy() for d in tr.history], vtt=Path(out) if out else None,
-        events=Path(events) if events else None, adaptations=adaptations,
+        events=Path(events) if events else None, adaptations=adaptations, speaker_waits=speaker_waits,
+        start_delay=round(max(started[0] - t_open, 0.0), 3) if started else 0.0,
     )

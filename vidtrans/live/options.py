@@ -33,8 +33,28 @@ class LiveOptions:
     short_context: bool = True
 
     # -- streaming ----------------------------------------------------------------
-    #: seconds of new audio between two decodes (the self-monitor may lengthen it up to ``max_step``)
+    #: seconds of new audio between two decodes: the first step, and the fixed step when
+    #: ``adaptive_step`` is off (the self-monitor may lengthen it up to ``max_step``)
     step: float = 1.0
+    #: live sources: the step follows the decode time (``step_factor`` x the recent decode
+    #: seconds, between ``min_step`` and ``max_step``), so a fast decoder decodes more often
+    #: and LocalAgreement-2 commits sooner; a slow one steps longer and keeps up
+    adaptive_step: bool = True
+    #: shortest adaptive step (s).  Shorter steps cut the algorithmic latency only a little and cost
+    #: WER (bench/live.py, deterministic fixed-step runs over the English clips with tiny.en: step
+    #: 1.0 s 11.0 % WER, 1.37 s median; 0.5 s 18.7 %; 0.5 s with 1 s right context and a 1 s
+    #: agreement gap 12.6 %, 1.28 s), so by default the step only grows when decoding is slow
+    min_step: float = 1.0
+    #: adaptive step = this x recent decode seconds; 1 / step_factor is the decode ratio it aims at
+    step_factor: float = 1.5
+    #: LocalAgreement-2 commits an agreed word only once the newer decode heard this much audio
+    #: after it (s): with short steps two decodes can agree on a word cut off at the buffer end
+    #: (the fixed 1 s step gave every committed word about 1 s of right context)
+    min_right_context: float = 0.0
+    #: LocalAgreement-2 compares the new hypothesis with the latest one decoded at least this many
+    #: audio seconds earlier (0 = the previous one): short steps then commit as often as they decode
+    #: but on the evidence of two decodes ~1 s apart, as with the fixed 1 s step
+    agreement_gap: float = 1.0
     #: longest step the self-monitor may choose
     max_step: float = 3.0
     #: decode seconds per audio second above which the self-monitor lengthens the step, then
@@ -73,6 +93,10 @@ class LiveOptions:
     #: embedding window and hop (s)
     speaker_window: float = 1.5
     speaker_hop: float = 0.5
+    #: a committed word ending up to this far (s) past the settled speaker timeline is labelled from
+    #: the latest embedded window (which heard up to ``speaker_window / 2 - speaker_hop / 2`` s past
+    #: it) instead of waiting in the lag buffer, unless a new voice is being decided; 0 = always wait
+    speaker_lookahead: float = 0.5
     #: name -> reference clip (3 s or more of that voice); matched stretches take the name
     enroll: dict[str, str] = field(default_factory=dict)
     #: torch threads for the speaker model; 0 = leave torch's setting alone
@@ -87,14 +111,22 @@ class LiveOptions:
             return ConfigurationError(f"invalid live options: {msg}")
 
         for name in ("step", "max_step", "trim_seconds", "max_buffer", "stall_timeout", "chunk_seconds",
-                     "speaker_window", "speaker_hop", "max_decode_ratio"):
+                     "speaker_window", "speaker_hop", "max_decode_ratio", "min_step", "step_factor"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
                 raise bad(f"{name} must be a positive number, got {v!r}")
         if self.max_step < self.step:
             raise bad(f"max_step ({self.max_step}) is shorter than step ({self.step})")
+        if self.adaptive_step and self.min_step > self.max_step:
+            raise bad(f"min_step ({self.min_step}) is longer than max_step ({self.max_step})")
+        if self.step_factor < 1:
+            raise bad(f"step_factor must be >= 1 (a step shorter than a decode cannot keep up), got {self.step_factor!r}")
         if self.max_buffer > 28 or self.max_buffer < self.trim_seconds:
             raise bad(f"max_buffer must be between trim_seconds ({self.trim_seconds}) and 28 s (Whisper sees 30 s)")
+        if self.agreement_gap < 0:
+            raise bad(f"agreement_gap must be >= 0, got {self.agreement_gap!r}")
+        if self.min_right_context < 0:
+            raise bad(f"min_right_context must be >= 0, got {self.min_right_context!r}")
         if self.silence_flush < 0:
             raise bad(f"silence_flush must be >= 0, got {self.silence_flush!r}")
         if not 0 < self.vad_threshold < 1:
@@ -107,6 +139,8 @@ class LiveOptions:
             raise bad(f"max_speakers must be a positive integer, got {self.max_speakers!r}")
         if not isinstance(self.new_speaker_windows, int) or self.new_speaker_windows < 1:
             raise bad(f"new_speaker_windows must be a positive integer, got {self.new_speaker_windows!r}")
+        if not 0 <= self.speaker_lookahead <= self.speaker_window:
+            raise bad(f"speaker_lookahead must be between 0 and speaker_window, got {self.speaker_lookahead!r}")
         if self.speaker_hop > self.speaker_window:
             raise bad("speaker_hop must not exceed speaker_window")
         if self.speaker_labels not in ("auto", "on", "off"):

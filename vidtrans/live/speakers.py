@@ -172,7 +172,8 @@ class LiveSpeakers:
     def update(self, final: bool = False) -> None:
         """Embed every window that has fully arrived; settle the timeline as far as possible."""
         o = self.options
-        while self._next + self.win / 2 <= self.audio_end + 1e-9:
+        ready = min(self.audio_end, self.vad.time)  # windows the VAD has fully scored
+        while self._next + self.win / 2 <= ready + 1e-9:
             c = self._next
             self._next += self.hop
             t0, t1 = max(c - self.hop / 2, 0.0), c + self.hop / 2
@@ -217,6 +218,15 @@ class LiveSpeakers:
             self.timeline.popleft()
 
     # -- words -----------------------------------------------------------------------
+    @property
+    def labelled_until(self) -> float:
+        """Words ending before this can be labelled now: the settled timeline, plus
+        ``speaker_lookahead`` when the latest stretch is a known voice and no new voice is pending
+        (the latest window heard that far; a word there takes that stretch's voice)."""
+        if self._candidates or not self.timeline or self.timeline[-1][2] is None:
+            return self.settled
+        return self.settled + min(self.options.speaker_lookahead, self.win / 2 - self.hop / 2)
+
     def speaker_of(self, word: Word) -> str | None:
         """The voice that overlaps *word* most; the nearest labelled stretch otherwise."""
         best: dict[str, float] = {}

@@ -48,6 +48,14 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16_000
 #: Silero VAD frame (32 ms at 16 kHz)
 VAD_FRAME = 512
+#: frames scored per model call: the model carries its state across the frames of one call and
+#: starts afresh with the next, so calls cover fixed groups counted from the stream start and the
+#: decisions do not depend on how the source happened to chunk the audio (they did: 17-36 of 375
+#: frames of the pyannote sample changed between 0.1 s and 1 s chunks, enough to open a third
+#: live speaker now and then)
+VAD_GROUP = 4
+#: longest a word may last (s); faster-whisper's own hallucination check treats longer words as anomalies
+MAX_WORD_SECONDS = 2.0
 _SENTENCE_END = re.compile(r"[.!?…。！？]['\"”’)\]]*$")
 _NORM = re.compile(r"[^\w']+", re.UNICODE)
 
@@ -126,12 +134,17 @@ class VadTracker:
 
     def update(self, audio: np.ndarray) -> None:
         self._pending = np.concatenate([self._pending, audio]) if self._pending.size else audio
-        n = self._pending.size // VAD_FRAME
+        n = self._pending.size // (VAD_FRAME * VAD_GROUP) * VAD_GROUP
         if n == 0:
             return
         block = self._pending[: n * VAD_FRAME]
         self._pending = self._pending[n * VAD_FRAME :].copy()
-        probs = self.model(np.concatenate([self._context, block]).astype(np.float32, copy=False))[1:]
+        step = VAD_FRAME * VAD_GROUP
+        probs = np.concatenate([  # one call per group, the frame before it as context (its output dropped)
+            self.model(np.concatenate([block[i - VAD_FRAME : i] if i else self._context, block[i : i + step]])
+                       .astype(np.float32, copy=False))[1:].reshape(-1)
+            for i in range(0, block.size, step)
+        ])
         self._context = block[-VAD_FRAME:].copy()
         speech = probs >= self.threshold
         self._speech.extend(bool(s) for s in speech)
@@ -247,7 +260,10 @@ class StreamingTranscriber:
         self.last_end = 0.0
         #: the previous hypothesis' uncommitted tail
         self.tentative: list[Word] = []
+        #: (audio end, uncommitted hypothesis) of recent decodes, for ``agreement_gap``
+        self._hyps: deque[tuple[float, list[Word]]] = deque(maxlen=32)
         self.step = o.step
+        self._reported_step = o.step
         self.decode_ratio = 0.0
         self.history: deque[DecodeStats] = deque(maxlen=4096)
         self.switches: list[tuple[float, str, str]] = []
@@ -347,7 +363,9 @@ class StreamingTranscriber:
                     if not w.word.strip():
                         continue
                     s = self.buf_t0 + float(w.start)
-                    e = max(self.buf_t0 + float(w.end), s)
+                    # a word stretched over seconds is an alignment failure (speech Whisper left out
+                    # of the hypothesis); committed, its end would make the next words look old and drop them
+                    e = min(max(self.buf_t0 + float(w.end), s), s + MAX_WORD_SECONDS)
                     words.append(Word(round(s, 3), round(e, 3), w.word, probability=round(float(w.probability), 4)))
         except (RuntimeError, ValueError) as exc:
             raise LiveEngineError(f"faster-whisper failed on the live buffer at {self.buf_t0:.1f} s: {exc}") from exc
@@ -379,8 +397,15 @@ class StreamingTranscriber:
                     new = new[n:]
                     break
         new = _drop_loops(list(self.recent), new)
+        ref = self.tentative
+        gap = self.options.agreement_gap
+        if gap > 0:  # the latest hypothesis decoded >= gap seconds of audio before this one
+            older = [h for t, h in self._hyps if t <= self.audio_end - gap + 1e-6]
+            ref = [w for w in older[-1] if w.start > self.last_end - 0.1] if older else []
+        self._hyps.append((self.audio_end, new))
         k = 0
-        while k < len(self.tentative) and k < len(new) and _norm(self.tentative[k].text) == _norm(new[k].text):
+        heard = self.audio_end - self.options.min_right_context
+        while k < len(ref) and k < len(new) and _norm(ref[k].text) == _norm(new[k].text) and new[k].end <= heard:
             k += 1
         commit = self._commit(new[:k])
         self.tentative = new[k:]
@@ -429,6 +454,7 @@ class StreamingTranscriber:
                 elif self.tentative:  # never cut audio the decoder has not yet covered
                     self._cut(min(self.tentative[0].start, self.audio_end - o.trim_seconds))
                 else:  # a whole buffer of "speech" with no words at all: noise or music
+                    log.info("live: %.1f s of speech gave no words; dropping it", self.audio_end - o.trim_seconds - self.buf_t0)
                     self._cut(self.audio_end - o.trim_seconds)
         return forced
 
@@ -467,13 +493,53 @@ class StreamingTranscriber:
         return out
 
     # -- self-monitoring --------------------------------------------------------------
-    def adapt(self) -> str | None:
-        """Keep latency bounded: longer steps, then a smaller model, when decoding falls behind.
+    def recent_decode_seconds(self, n: int = 3) -> float | None:
+        """Median wall seconds of the last *n* decodes with the current model (None before any)."""
+        recent = [h.decode_seconds for h in list(self.history)[-n:] if h.model == self.model_name]
+        return float(np.median(recent)) if recent else None
 
-        Called by the runner for live sources after each decode.  Returns a
-        description of the change made, or None.
+    def _fall_back(self) -> str | None:
+        fb = _fallback_for(self.model_name, self.language, self.options.fallback_model)
+        if not fb:
+            return None
+        old = self.model_name
+        self.model = load_whisper(fb, self.options)
+        self.model_name = fb
+        self.switches.append((round(self.audio_end, 3), old, fb))
+        self.decode_ratio = 0.0
+        self.history.clear()
+        return f"decoding cannot keep up at the longest step: model {old} -> {fb}"
+
+    def adapt(self) -> str | None:
+        """Keep latency low and bounded: steps that follow the decode time, then a smaller model.
+
+        Called by the runner for live sources after each decode.  With
+        ``adaptive_step`` the step becomes ``step_factor`` x the recent decode
+        time (between ``min_step`` and ``max_step``): LocalAgreement-2 commits a
+        word on the second decode that hears it, so a shorter step is a shorter
+        wait whenever decoding is fast, while the decode ratio stays near
+        ``1 / step_factor`` however loaded the machine is.  When even
+        ``max_step`` is too short (decode ratio above ``max_decode_ratio``) the
+        model falls back to a smaller one.  Without ``adaptive_step`` the step
+        starts at ``step`` and grows by half while the ratio is too high.
+        Returns a description of a notable change, or None.
         """
         o = self.options
+        if o.adaptive_step:
+            d = self.recent_decode_seconds()
+            if d is None:
+                return None
+            if self.step >= o.max_step and self.decode_ratio > o.max_decode_ratio and len(self.history) >= 3:
+                change = self._fall_back()
+                if change:
+                    return change
+            old = self.step
+            self.step = float(min(o.max_step, max(o.min_step, o.step_factor * d)))
+            reported = self._reported_step
+            if abs(self.step - reported) > 0.3 * reported:  # log big moves only (it moves every decode)
+                self._reported_step = self.step
+                return f"decode {d:.2f} s: step {old:.2f} s -> {self.step:.2f} s"
+            return None
         if len(self.history) < 3 and self.decode_ratio < 2 * o.max_decode_ratio:
             return None  # wait for a few decodes unless this one was far too slow
         if self.decode_ratio > o.max_decode_ratio:
@@ -482,15 +548,7 @@ class StreamingTranscriber:
                 self.step = min(o.max_step, self.step * 1.5)
                 self.decode_ratio = o.max_decode_ratio  # give the new step a few decodes to show its effect
                 return f"decode ratio above {o.max_decode_ratio}: step {old:.2f} s -> {self.step:.2f} s"
-            fb = _fallback_for(self.model_name, self.language, o.fallback_model)
-            if fb:
-                old = self.model_name
-                self.model = load_whisper(fb, o)
-                self.model_name = fb
-                self.switches.append((round(self.audio_end, 3), old, fb))
-                self.decode_ratio = 0.0
-                self.history.clear()
-                return f"decoding cannot keep up at the longest step: model {old} -> {fb}"
+            return self._fall_back()
         elif self.decode_ratio < o.max_decode_ratio / 3 and self.step > o.step:
             old = self.step
             self.step = max(o.step, self.step / 1.5)
