@@ -417,23 +417,33 @@ class TorchSegmentation(SegmentationModel):
                          float(self.model.specifications.duration))
 
     def scores(self, chunks: np.ndarray) -> np.ndarray:
-        torch = _torch()
-        with torch.inference_mode():
-            return self.model(torch.from_numpy(chunks).to(self.device)).float().cpu().numpy()
+        return _torch_forward(self.model, self.device, chunks)
+
+
+def _torch_forward(model, device, x: np.ndarray) -> np.ndarray:
+    torch = _torch()
+    with torch.inference_mode():
+        return model(torch.from_numpy(x).to(device)).float().cpu().numpy()
+
+
+def _on_runtime(runtime: str, device: str, onnx_factory, torch_factory, what: str):
+    """*onnx_factory()* when *runtime* resolves to onnx (falling back to torch under ``auto`` when
+    onnx/onnxruntime is missing), else *torch_factory()*."""
+    if resolve_runtime(runtime, device) == "onnx":
+        try:
+            return onnx_factory()
+        except MissingDependencyError as exc:
+            if runtime != "auto":
+                raise
+            log.warning("%s runs on torch: %s", what, exc)
+    return torch_factory()
 
 
 @lru_cache(maxsize=4)
 def load_segmentation(device: str = "cpu", runtime: str = "auto", threads: int = 0) -> SegmentationModel:
     """The segmentation model for *device* on *runtime* (cached; sessions are safe to share across threads)."""
-    rt = resolve_runtime(runtime, device)
-    if rt == "onnx":
-        try:
-            return OnnxSegmentation(threads)
-        except MissingDependencyError as exc:
-            if runtime != "auto":
-                raise
-            log.warning("diarization runs on torch: %s", exc)
-    return TorchSegmentation(device)
+    return _on_runtime(runtime, device, lambda: OnnxSegmentation(threads), lambda: TorchSegmentation(device),
+                       "speaker segmentation")
 
 
 # --------------------------------------------------------------------------- CAM++ runtimes
@@ -515,23 +525,14 @@ class TorchCamPlusPlus(CamPlusPlus):
         self.model = _campplus_torch_module(device)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        torch = _torch()
-        with torch.inference_mode():
-            return self.model(torch.from_numpy(batch).to(self.device)).float().cpu().numpy()
+        return _torch_forward(self.model, self.device, batch)
 
 
 @lru_cache(maxsize=4)
 def load_embedding_model(device: str = "cpu", runtime: str = "auto", threads: int = 0) -> CamPlusPlus:
     """CAM++ embedding extractor for *device* on *runtime* (cached; safe to share across threads)."""
-    rt = resolve_runtime(runtime, device)
-    if rt == "onnx":
-        try:
-            return OnnxCamPlusPlus(threads)
-        except MissingDependencyError as exc:
-            if runtime != "auto":
-                raise
-            log.warning("speaker embeddings run on torch: %s", exc)
-    return TorchCamPlusPlus(device)
+    return _on_runtime(runtime, device, lambda: OnnxCamPlusPlus(threads), lambda: TorchCamPlusPlus(device),
+                       "speaker embedding")
 
 
 def prepare(runtime: str = "onnx") -> dict[str, str]:
