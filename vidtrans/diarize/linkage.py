@@ -60,47 +60,36 @@ def average_linkage(x: np.ndarray) -> np.ndarray:
         d[:, a] = np.inf
         size[b] = na + nb
         alive[a] = False
+    # merges sorted by height; union-find over the points gives scipy's cluster numbers (n, n+1, ...)
     order = np.argsort([m[2] for m in merges], kind="stable")
     parent = list(range(2 * n - 1))
-    ident = list(range(n))  # cluster id currently held by each slot
     csize = [1.0] * (2 * n - 1)
     z = np.zeros((n - 1, 4))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    slot_root = list(range(n))  # union-find over original points via their slots
     for k, m in enumerate(order):
         a, b, dist = merges[m]
-        ra, rb = root(slot_root[a]), root(slot_root[b])
-        ia, ib = ident[ra] if ra < n else ra, ident[rb] if rb < n else rb
-        new = n + k
-        parent[ra] = parent[rb] = new
-        csize[new] = csize[ra] + csize[rb]
-        z[k] = (min(ia, ib), max(ia, ib), dist, csize[new])
+        ra, rb = _root(parent, a), _root(parent, b)
+        parent[ra] = parent[rb] = n + k
+        csize[n + k] = csize[ra] + csize[rb]
+        z[k] = (min(ra, rb), max(ra, rb), dist, csize[n + k])
     return z
+
+
+def _root(parent: list[int], i: int) -> int:
+    """Union-find root of *i* (with path halving)."""
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
 
 
 def _flat(z: np.ndarray, n: int, merges: int) -> np.ndarray:
     """Labels 1..k after applying the first *merges* rows of *z*; numbered by first appearance."""
     parent = list(range(2 * n - 1))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
     for k in range(merges):
         a, b = int(z[k, 0]), int(z[k, 1])
-        parent[root(a)] = n + k
-        parent[root(b)] = n + k
-    roots = [root(i) for i in range(n)]
+        parent[_root(parent, a)] = parent[_root(parent, b)] = n + k
     ids: dict[int, int] = {}
-    return np.array([ids.setdefault(r, len(ids) + 1) for r in roots], dtype=int)
+    return np.array([ids.setdefault(_root(parent, i), len(ids) + 1) for i in range(n)], dtype=int)
 
 
 def fcluster_distance(z: np.ndarray, t: float) -> np.ndarray:
