@@ -31,8 +31,10 @@ reference only) and share of known boundaries within 100 / 200 ms.
 
 No parameter of ``vidtrans.timing`` was fitted to these clips: the aligner
 runs with PocketSphinx's defaults (batch CMN, filler probability 1e-2 so
-unwritten fillers can be absorbed), and the pause pass's thresholds are set
-from first principles (see the module docstring).
+unwritten fillers can be absorbed; the optional garbage word before each word,
+which takes sniffs, breaths and coughs, gets the same prior 1e-2, and the
+scores do not move for any prior from 1e-3 to 0.5), and the pause pass's
+thresholds are set from first principles (see the module docstring).
 """
 
 from __future__ import annotations

@@ -17,7 +17,10 @@ words have both boundaries within 200 ms (``bench/align.py``).
    each side) with PocketSphinx's HMM aligner and the US-English acoustic
    model and CMU pronouncing dictionary that ship inside the ``pocketsphinx``
    wheel (10 ms frames, optional silences and fillers between words, so
-   unwritten "um"s fall into fillers instead of stretching a word).  Numbers
+   unwritten "um"s fall into fillers instead of stretching a word; an optional
+   garbage word on the model's speech-noise phone +SPN+ between words takes
+   sniffs, breaths and coughs, which would otherwise become the start of the
+   word after a pause).  Numbers
    and symbols are spelled out for the aligner ("1995" -> "nineteen ninety
    five", "%" -> "percent"); words missing from the dictionary get a
    letter-to-sound pronunciation.  An aligned time that lies more than
@@ -73,6 +76,10 @@ class TimingOptions:
     max_shift: float = 0.6
     #: PocketSphinx filler-word probability (higher: unwritten "um"/"uh" go to fillers more easily)
     filler_prob: float = 1e-2
+    #: prior probability of unwritten non-speech (sniffs, breaths, coughs, clicks) before each word, which
+    #: the aligner then puts into the acoustic model's speech-noise phone (+SPN+) instead of stretching
+    #: the next word over it; 0 disables the garbage word
+    garbage: float = 0.01
     #: pauses at least this long are kept free of words (pause pass)
     min_pause: float = 0.2
     #: "quiet" = closer to the local noise floor than this fraction of the way to the speech level (dB)
@@ -274,10 +281,10 @@ def align_segments(
             t0 = max(0.0, min(seg.start, float(s[base])) - options.pad)
             t1 = min(duration, max(seg.end, float(e[base + n - 1])) + options.pad)
             texts = [w.text for w in seg.words]
-            res = _align_window(dec, samples, t0, t1, texts, stats)
+            res = _align_window(dec, samples, t0, t1, texts, stats, options.garbage)
             if res is None:
                 wide = wide or _decoder(options, wide=True)
-                res = _align_window(wide, samples, t0, t1, texts, stats)
+                res = _align_window(wide, samples, t0, t1, texts, stats, options.garbage)
                 stats["segments_retried"] = stats.get("segments_retried", 0) + 1
             if res is None:
                 stats["segments_failed"] += 1
@@ -295,13 +302,46 @@ def align_segments(
     return s, e, aligned, stats
 
 
-def _align_window(dec, samples: np.ndarray, t0: float, t1: float, texts: list[str], stats: dict) -> dict | None:
+#: dictionary word for the optional garbage model (not an English word, not JSGF syntax)
+GARBAGE = "vidtrans_spn"
+
+
+def _garbage_transitions(tokens: list[str], p: float) -> list[tuple]:
+    """A linear grammar over *tokens* with an optional garbage word (probability *p*) before, between and after them.
+
+    State 2k is before the optional garbage ahead of token k, 2k+1 after it; the
+    last state, 2n+1, follows the garbage after the last token.
+    """
+    out: list[tuple] = []
+    for k, tok in enumerate([*tokens, None]):
+        out += [(2 * k, 2 * k + 1, p, GARBAGE), (2 * k, 2 * k + 1, 1.0 - p)]
+        if tok is not None:
+            out.append((2 * k + 1, 2 * k + 2, 1.0, tok))
+    return out
+
+
+def _add_garbage(dec) -> bool:
+    """Make sure *dec* knows the garbage word (one +SPN+ phone); False if the model has no such phone."""
+    if dec.lookup_word(GARBAGE) is not None:
+        return True
+    try:  # no search rebuild (update=False): the grammar compiled next reads the dictionary afresh
+        dec.add_word(GARBAGE, "+SPN+", update=False)
+    except RuntimeError:
+        log.debug("the aligner's acoustic model has no +SPN+ phone: no garbage word")
+        return False
+    return True
+
+
+def _align_window(
+    dec, samples: np.ndarray, t0: float, t1: float, texts: list[str], stats: dict, garbage: float = 0.0
+) -> dict | None:
     """{word index: (start, end)} for the words aligned in [t0, t1], or None when alignment failed."""
     seq = [(j, tok) for j, text in enumerate(texts) for tok in spoken_tokens(text)]
+    grammar = garbage > 0 and _add_garbage(dec)
     oov = sorted({tok for _, tok in seq if dec.lookup_word(tok) is None})
-    for n, tok in enumerate(oov):  # the search is rebuilt once, after the last new word
+    for n, tok in enumerate(oov):  # a grammar is compiled from the dictionary; align text needs one rebuild
         try:
-            dec.add_word(tok, letter_to_sound(tok), update=n == len(oov) - 1)
+            dec.add_word(tok, letter_to_sound(tok), update=not grammar and n == len(oov) - 1)
             stats["oov_words"] += 1
         except RuntimeError:
             log.debug("cannot add %r to the aligner's dictionary", tok)
@@ -311,7 +351,11 @@ def _align_window(dec, samples: np.ndarray, t0: float, t1: float, texts: list[st
     a, b = int(t0 * SAMPLE_RATE), int(t1 * SAMPLE_RATE)
     pcm = (np.clip(samples[a:b], -1.0, 1.0) * 32767).astype(np.int16).tobytes()
     try:
-        dec.set_align_text(" ".join(tok for _, tok in seq))
+        if grammar:
+            dec.add_fsg("align", dec.create_fsg("align", 0, 2 * len(seq) + 1, _garbage_transitions([t for _, t in seq], garbage)))
+            dec.activate_search("align")
+        else:
+            dec.set_align_text(" ".join(tok for _, tok in seq))
         dec.start_utt()
         dec.process_raw(pcm, full_utt=True)
         dec.end_utt()
@@ -330,7 +374,7 @@ def _align_window(dec, samples: np.ndarray, t0: float, t1: float, texts: list[st
 
 
 def _is_filler(word: str) -> bool:
-    return word in ("<s>", "</s>", "<sil>") or word.startswith(("[", "+"))
+    return word in ("<s>", "</s>", "<sil>", GARBAGE) or word.startswith(("[", "+"))
 
 
 def fit_unaligned(s: np.ndarray, e: np.ndarray, aligned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
