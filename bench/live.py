@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/live.py                         # tiny.en and base, real-time pace, English clips
     .venv/bin/python bench/live.py --models tiny.en --clips 3
+    .venv/bin/python bench/live.py --models tiny.en:0,tiny.en:3   # rows NAME[@BEAM][:MAX_PENDING], alternating
     .venv/bin/python bench/live.py --drift-minutes 30      # tiled file, as fast as possible: per-minute drift
     .venv/bin/python bench/live.py --speakers              # live speaker threshold, leave-one-clip-out DER
 
@@ -15,7 +16,8 @@ uses), normalised as ``bench/asr.py`` does.  **RTF** = decode seconds per
 audio second.  **revised** counts committed words whose log line changed
 after it was first written (the log is read after every step and compared
 with the final one); **duplicated** counts words the live output repeats
-right after themselves (1-3-word n-grams) where the offline transcript does not.
+right after themselves (1-3-word n-grams) that an alignment with the clip's
+reference leaves unmatched (a repeat the speaker said is no duplicate).
 
 The drift run tiles the English clips (1 s gaps) to N minutes and streams it as
 fast as possible (real-time pace for 30 minutes is long on a shared machine):
@@ -58,22 +60,43 @@ def _p(xs, q):
 
 
 # --------------------------------------------------------------------------- duplicates
-def duplicated_words(hyp: str, peer: str) -> int:
-    """Words in *hyp* that repeat the 1-3 words right before them, beyond what *peer* repeats."""
-    def reps(text: str) -> int:
-        w = [x.strip(".,?!;:\"'").lower() for x in text.split()]
-        n_rep = 0
-        i = 1
-        while i < len(w):
-            for n in (3, 2, 1):
-                if i >= n and i + n <= len(w) and w[i : i + n] == w[i - n : i]:
-                    n_rep += n
-                    i += n - 1
-                    break
-            i += 1
-        return n_rep
+def _words(text: str) -> list[str]:
+    return [x for x in (x.strip(".,?!;:\"'()").lower() for x in text.split()) if x]
 
-    return max(0, reps(hyp) - reps(peer))
+
+def repeats(text: str) -> list[str]:
+    """The 1-3-word n-grams of *text* that follow themselves back to back ("the the", "I think I think")."""
+    return [" ".join(g) for _, g in _repeat_spans(_words(text))]
+
+
+def _repeat_spans(w: list[str]) -> list[tuple[int, list[str]]]:
+    out = []
+    i = 1
+    while i < len(w):
+        for n in (3, 2, 1):
+            if i >= n and i + n <= len(w) and w[i : i + n] == w[i - n : i]:
+                out.append((i, w[i : i + n]))
+                i += n - 1
+                break
+        i += 1
+    return out
+
+
+def duplicated_words(hyp: str, reference: str) -> int:
+    """Words of *hyp* that repeat the 1-3 words right before them and are not in *reference*.
+
+    The words are aligned with the reference (difflib); a back-to-back repeat counts only for its
+    words the alignment leaves unmatched, so "Hello? Hello? Oh, hello." heard as "hello hello hello"
+    (a dropped "oh") is no duplicate, while a fourth "hello" is.
+    """
+    import difflib
+
+    h, r = _words(hyp), _words(reference)
+    matched = set()
+    for a, b, size in difflib.SequenceMatcher(a=r, b=h, autojunk=False).get_matching_blocks():
+        matched.update(range(b, b + size))
+    # either copy of the n-gram may be the one the alignment left over
+    return sum(min(len(g), sum(1 for j in range(i - len(g), i + len(g)) if j not in matched)) for i, g in _repeat_spans(h))
 
 
 # --------------------------------------------------------------------------- ASR runs
@@ -90,11 +113,13 @@ def offline(model, path: str, beam: int) -> tuple[str, float]:
 
 
 def live_run(model_name: str, model, path: str, realtime: bool, speakers: bool, step: float, adaptive: bool = True,
-             beam: int = 1) -> dict:
+             beam: int = 1, max_pending: float | None = None) -> dict:
     from vidtrans.live import LiveOptions, LiveSpeakers, StreamingTranscriber, read_events, run_live
 
     opts = LiveOptions(model=model_name, realtime=realtime, speakers=speakers, step=step, adaptive_step=adaptive,
                        beam_size=beam)
+    if max_pending is not None:
+        opts.max_pending = max_pending
     tr = StreamingTranscriber(opts, model=model)
     spk = LiveSpeakers(opts, tr.vad) if speakers else None
     with tempfile.TemporaryDirectory() as d:
@@ -126,10 +151,16 @@ def bench_asr(models: list[str], items: list[dict], realtime: bool, speakers: bo
     from vidtrans.live import LiveOptions, load_whisper
 
     norms = _normalizers()
-    # a model may be given as NAME@BEAM (e.g. base@3): the live decoder's beam width for that row
-    spec = {m: (m.split("@")[0], int(m.split("@")[1]) if "@" in m else (beams or {}).get(m, 1)) for m in models}
+    # a model may be given as NAME[@BEAM][:PENDING] (e.g. base@3, tiny.en:0): the live decoder's beam width
+    # and LiveOptions.max_pending for that row
+    def parse(m: str) -> tuple[str, int, float | None]:
+        m, pending = (m.split(":") + [None])[:2]
+        name, beam = (m.split("@") + [None])[:2]
+        return name, int(beam) if beam else (beams or {}).get(name, 1), float(pending) if pending else None
+
+    spec = {m: parse(m) for m in models}
     loaded = {}
-    for m, (name, _) in spec.items():
+    for m, (name, *_) in spec.items():
         if name not in loaded:
             loaded[name] = load_whisper(name, LiveOptions(model=name))
     offline_cache: dict[tuple[str, str, int], str] = {}
@@ -144,11 +175,11 @@ def bench_asr(models: list[str], items: list[dict], realtime: bool, speakers: bo
     for k, item in enumerate(items):
         order = models if k % 2 == 0 else models[::-1]  # alternate: both models see the same load on average
         for m in order:
-            name, beam = spec[m]
+            name, beam, pending = spec[m]
             model = loaded[name]
             off5 = offline_text(name, item["path"], 5)
             off1 = offline_text(name, item["path"], 1)
-            r = live_run(name, model, item["path"], realtime, speakers, step, adaptive, beam)
+            r = live_run(name, model, item["path"], realtime, speakers, step, adaptive, beam, pending)
             row = rows[m]
             for key, hyp in (("live", r["text"]), ("off5", off5), ("off1", off1)):
                 _, err, n = score(hyp, item["reference"], "en", norms)
@@ -159,7 +190,11 @@ def bench_asr(models: list[str], items: list[dict], realtime: bool, speakers: bo
             row["cpu"].append(r["cpu_rtf"] * r["audio"])
             row["audio"] += r["audio"]
             row["rev"] += r["revised"]
-            row["dup"] += duplicated_words(r["text"], off1)
+            dup = duplicated_words(r["text"], item["reference"])
+            row["dup"] += dup
+            if dup:
+                print(f"  {item['id'][:38]:38s} {m:8s} duplicated {dup}: live repeats {repeats(r['text'])}, "
+                      f"reference repeats {repeats(item['reference'])}", flush=True)
             row["switches"] += r["switches"]
             row["adapt"] += r["adaptations"]
             row["wait"] += r["speaker_waits"]
@@ -184,7 +219,8 @@ def bench_asr(models: list[str], items: list[dict], realtime: bool, speakers: bo
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for m, row in rows.items():
         rtf = sum(a for a, _ in row["rtf"]) / max(row["audio"], 1e-9)
-        print(f"| {spec[m][0]} | {spec[m][1]} | {wer(row['live']):.1%} | {wer(row['off5']):.1%} | {wer(row['off1']):.1%} | "
+        label = spec[m][0] + ("" if spec[m][2] is None else f" (max_pending {spec[m][2]:g} s)")
+        print(f"| {label} | {spec[m][1]} | {wer(row['live']):.1%} | {wer(row['off5']):.1%} | {wer(row['off1']):.1%} | "
               f"{_p(row['lat'], 50):.2f} s | {_p(row['lat'], 90):.2f} s | {_p(row['alat'], 50):.2f} s | "
               f"{_p(row['wait'], 50):.2f} / {_p(row['wait'], 90):.2f} s | {_p(row['step'], 50):.2f} s | {rtf:.2f} | "
               f"{sum(row['cpu']) / max(row['audio'], 1e-9):.2f} | "

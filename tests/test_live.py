@@ -449,6 +449,36 @@ def test_adaptive_step_follows_decode_time(clip9, whisper_tiny):
     assert fixed.step == 1.0
 
 
+def test_pending_words_wait_at_most_max_pending(sample_wav, whisper_tiny):
+    """Overlapping telephone speech keeps tiny.en's hypothesis head changing, so LocalAgreement-2 alone
+    left words pending for 6+ s (committed 9 s after they were spoken in the bench); with max_pending
+    no word stays pending longer than that behind the newest audio, and the commits stay in order."""
+    from vidtrans.audio import load_audio
+    from vidtrans.live.streaming import SAMPLE_RATE
+
+    audio = load_audio(sample_wav)
+
+    def oldest_pending(max_pending: float) -> tuple[float, list[Word]]:
+        tr = StreamingTranscriber(LiveOptions(model="tiny.en", speakers=False, max_pending=max_pending),
+                                  model=whisper_tiny)
+        worst, words = 0.0, []
+        for i in range(0, audio.size, SAMPLE_RATE):
+            tr.insert(audio[i : i + SAMPLE_RATE])
+            words += tr.process()
+            if tr.tentative:
+                worst = max(worst, tr.audio_end - tr.tentative[0].end)
+        return worst, words + tr.finish()
+
+    assert LiveOptions().max_pending == 3.0
+    unbounded, _ = oldest_pending(0.0)
+    bounded, words = oldest_pending(3.0)
+    assert unbounded > 4.0, unbounded  # the stall is real on this clip
+    assert bounded <= 3.0 + 1e-6, bounded
+    assert len(words) > 50
+    for a, b in zip(words, words[1:]):
+        assert b.start >= a.end - 1e-6, (a, b)
+
+
 def test_adaptive_step_falls_back_to_a_smaller_model_at_max_step(whisper_tiny):
     """A decoder that cannot keep up even at max_step is replaced by the fallback model."""
     from vidtrans.live.streaming import DecodeStats

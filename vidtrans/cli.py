@@ -452,7 +452,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         model=args.model, fallback_model=None if args.fallback_model in ("", "none") else args.fallback_model,
         language=args.language, device=args.device, compute_type=args.compute_type, cpu_threads=args.cpu_threads,
         beam_size=args.beam_size, short_context=args.short_context, step=args.step, max_step=max(args.max_step, args.step), realtime=args.realtime,
-        adaptive_step=args.adaptive_step, min_step=min(args.min_step, args.step),
+        adaptive_step=args.adaptive_step, min_step=min(args.min_step, args.step), max_pending=args.max_pending,
         stall_timeout=args.stall_timeout, speakers=args.speakers,
         enroll=enroll, speaker_labels=args.speaker_labels,
     )
@@ -629,6 +629,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full-context", dest="short_context", action="store_false",
                    help="pad Whisper's encoder input to 30 s as trained (slower) instead of sizing it to the buffer")
     p.add_argument("--max-step", dest="max_step", type=float, default=3.0, help="longest step the self-monitor may use")
+    p.add_argument("--max-pending", dest="max_pending", type=float, default=3.0,
+                   help="commit a pending word once it ends this many seconds before the newest audio, "
+                        "even without two agreeing decodes (default 3.0; 0 = wait for agreement)")
     p.add_argument("--stall-timeout", dest="stall_timeout", type=float, default=10.0,
                    help="end when a live source sends nothing for this long (s)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

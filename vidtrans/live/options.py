@@ -60,6 +60,11 @@ class LiveOptions:
     #: decode seconds per audio second above which the self-monitor lengthens the step, then
     #: switches to ``fallback_model`` (only for live sources: microphone, URL, file with ``realtime``)
     max_decode_ratio: float = 0.8
+    #: a pending (tentative) word that ends this long before the newest audio (s) is committed even
+    #: when two decodes did not agree on it: it has been decoded with this much audio after it, as
+    #: well as it will be, and waiting longer only adds latency (overlapping or fast speech can
+    #: keep the hypothesis head changing for 10+ s); 0 = only agreement, pauses and a full buffer
+    max_pending: float = 3.0
     #: the audio buffer is cut at the last committed sentence end once it is longer than this (s)
     trim_seconds: float = 6.0
     #: the buffer never grows past this (s): cut at the last committed word (or commit what is

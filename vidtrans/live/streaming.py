@@ -474,6 +474,15 @@ class StreamingTranscriber:
             if done:
                 committed += self._commit(done)
                 self.tentative = self.tentative[len(done):]
+        if o.max_pending > 0 and self.tentative:  # bounded wait: old enough words are as good as they get
+            k = 0
+            while k < len(self.tentative) and self.tentative[k].end <= self.audio_end - o.max_pending:
+                k += 1
+            if k:
+                log.debug("live: committing %d word(s) pending for over %.1f s: %r", k, o.max_pending,
+                          join_words(self.tentative[:k]))
+                committed += self._commit(self.tentative[:k])
+                self.tentative = self.tentative[k:]
         if not self.tentative and self.vad.trailing_silence() >= max(o.silence_flush, 0.3) and self.last_end > self.buf_t0:
             self._cut(self.last_end)
         committed += self._trim()
