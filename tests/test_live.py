@@ -477,6 +477,23 @@ def test_pending_words_wait_at_most_max_pending(sample_wav, whisper_tiny):
     assert len(words) > 50
     for a, b in zip(words, words[1:]):
         assert b.start >= a.end - 1e-6, (a, b)
+    # "Hello? Hello? Oh, hello.": tiny.en adds zero-length copies of "Hello?" that two decodes agreed
+    # on (four were committed); a squeezed repeat is dropped, so at most the three said are written
+    hellos = [w for w in words if w.start < 10.0 and _norm(w.text) == "hello"]
+    assert 1 <= len(hellos) <= 3, [(w.text, w.start, w.end) for w in hellos]
+
+
+def test_squeezed_repeats_are_dropped_from_a_hypothesis():
+    """JFK, base, 1 s steps: after "ask not" and a pause the buffer restarts with "What?" squeezed into
+    60 ms of silence before the real "What your country"; the squeezed copy goes, real repeats stay."""
+    from vidtrans.live.streaming import _drop_squeezed_repeats
+
+    hyp = [Word(4.32, 4.38, " What?"), Word(5.02, 5.56, " What"), Word(5.56, 5.78, " your")]
+    assert [w.start for w in _drop_squeezed_repeats(hyp)] == [5.02, 5.56]
+    said_twice = [Word(1.0, 1.2, " the"), Word(1.3, 1.5, " the"), Word(1.5, 1.9, " cat")]
+    assert _drop_squeezed_repeats(said_twice) == said_twice
+    short_but_different = [Word(1.0, 1.02, " a"), Word(1.02, 1.4, " cat")]
+    assert _drop_squeezed_repeats(short_but_different) == short_but_different
 
 
 def test_adaptive_step_falls_back_to_a_smaller_model_at_max_step(whisper_tiny):
@@ -546,7 +563,8 @@ def test_agreement_gap_compares_with_a_hypothesis_a_second_older(clip9, whisper_
     from vidtrans.audio import load_audio
     from vidtrans.live.streaming import SAMPLE_RATE, _norm as norm
 
-    tr = StreamingTranscriber(LiveOptions(model="tiny.en", speakers=False, agreement_gap=1.0, silence_flush=0),
+    tr = StreamingTranscriber(LiveOptions(model="tiny.en", speakers=False, agreement_gap=1.0, silence_flush=0,
+                                         max_pending=0),
                               model=whisper_tiny)
     audio = load_audio(clip9)
     n = SAMPLE_RATE // 2

@@ -56,6 +56,8 @@ VAD_FRAME = 512
 VAD_GROUP = 4
 #: longest a word may last (s); faster-whisper's own hallucination check treats longer words as anomalies
 MAX_WORD_SECONDS = 2.0
+#: a word shorter than this (s) that the next word repeats is an alignment artefact, not speech
+SQUEEZED = 0.1
 _SENTENCE_END = re.compile(r"[.!?…。！？]['\"”’)\]]*$")
 _NORM = re.compile(r"[^\w']+", re.UNICODE)
 
@@ -95,6 +97,24 @@ def _drop_loops(committed: list[Word], new: list[Word], min_n: int = 4) -> list[
             log.debug("live: dropped a looping hypothesis from %r", join_words(out[keep:] + [w]))
             return out[:keep]
         seq.append(_norm(w.text))
+        out.append(w)
+    return out
+
+
+def _drop_squeezed_repeats(words: list[Word]) -> list[Word]:
+    """Drop a word that the next word repeats when Whisper's alignment gave it (almost) no audio.
+
+    At a buffer start after a pause, or over a repeated call ("Hello? Hello? Oh, hello."), Whisper
+    writes an extra copy of the next word squeezed into < SQUEEZED seconds (JFK: "ask not ... What?
+    What your country", the first "What?" 60 ms long in the silence): two decodes agree on it and it
+    was committed twice.  A word that is really said twice has audio for both copies.
+    """
+    out = []
+    for i, w in enumerate(words):
+        nxt = words[i + 1] if i + 1 < len(words) else None
+        if nxt is not None and w.end - w.start < SQUEEZED and _norm(w.text) == _norm(nxt.text):
+            log.debug("live: dropped a squeezed repeat %r at %.2f s", w.text, w.start)
+            continue
         out.append(w)
     return out
 
@@ -369,6 +389,7 @@ class StreamingTranscriber:
                     words.append(Word(round(s, 3), round(e, 3), w.word, probability=round(float(w.probability), 4)))
         except (RuntimeError, ValueError) as exc:
             raise LiveEngineError(f"faster-whisper failed on the live buffer at {self.buf_t0:.1f} s: {exc}") from exc
+        words = _drop_squeezed_repeats(words)
         dt = time.perf_counter() - t
         new_audio = max(self.audio_end - self._last_decode_audio, 1e-3)
         self._last_decode_audio = self.audio_end
