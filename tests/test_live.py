@@ -451,7 +451,7 @@ def test_adaptive_step_follows_decode_time(clip9, whisper_tiny):
 
 def test_pending_words_wait_at_most_max_pending(sample_wav, whisper_tiny):
     """Overlapping telephone speech keeps tiny.en's hypothesis head changing, so LocalAgreement-2 alone
-    left words pending for 6+ s (committed 9 s after they were spoken in the bench); with max_pending
+    left words pending for 4.5-6 s (committed up to 9 s after they were spoken in the bench); with max_pending
     no word stays pending longer than that behind the newest audio, and the commits stay in order."""
     from vidtrans.audio import load_audio
     from vidtrans.live.streaming import SAMPLE_RATE
@@ -472,7 +472,7 @@ def test_pending_words_wait_at_most_max_pending(sample_wav, whisper_tiny):
     assert LiveOptions().max_pending == 3.0
     unbounded, _ = oldest_pending(0.0)
     bounded, words = oldest_pending(3.0)
-    assert unbounded > 4.0, unbounded  # the stall is real on this clip
+    assert unbounded > 3.5, unbounded  # the stall is real on this clip (4.6 s here)
     assert bounded <= 3.0 + 1e-6, bounded
     assert len(words) > 50
     for a, b in zip(words, words[1:]):

@@ -302,7 +302,7 @@ def align_segments(
     return s, e, aligned, stats
 
 
-#: dictionary word for the optional garbage model (not an English word, not JSGF syntax)
+#: dictionary word for the optional garbage model (not an English word, so never a transcript token)
 GARBAGE = "vidtrans_spn"
 
 
