@@ -117,9 +117,7 @@ def live_run(model_name: str, model, path: str, realtime: bool, speakers: bool, 
     from vidtrans.live import LiveOptions, LiveSpeakers, StreamingTranscriber, read_events, run_live
 
     opts = LiveOptions(model=model_name, realtime=realtime, speakers=speakers, step=step, adaptive_step=adaptive,
-                       beam_size=beam)
-    if max_pending is not None:
-        opts.max_pending = max_pending
+                       beam_size=beam, **({} if max_pending is None else {"max_pending": max_pending}))
     tr = StreamingTranscriber(opts, model=model)
     spk = LiveSpeakers(opts, tr.vad) if speakers else None
     with tempfile.TemporaryDirectory() as d:

@@ -444,6 +444,14 @@ class StreamingTranscriber:
         self._committed_count += len(out)
         return out
 
+    def _commit_pending(self, ready) -> list[Word]:
+        """Commit the pending words from the front of the tentative tail while *ready(word)* holds."""
+        k = 0
+        while k < len(self.tentative) and ready(self.tentative[k]):
+            k += 1
+        done, self.tentative = self.tentative[:k], self.tentative[k:]
+        return self._commit(done)
+
     def _cut(self, t: float) -> None:
         t = min(max(t, self.buf_t0), self.audio_end)
         n = int(round((t - self.buf_t0) * SAMPLE_RATE))
@@ -466,11 +474,9 @@ class StreamingTranscriber:
             else:
                 # nothing agreed for a whole buffer: commit what the latest decode saw before the last
                 # few seconds (it has been decoded at least once with plenty of right context)
-                stable = [w for w in self.tentative if w.end < self.audio_end - 3.0]
-                if stable:
-                    log.info("live: no agreement within %.0f s; committing %d stable words", o.max_buffer, len(stable))
-                    forced = self._commit(stable)
-                    self.tentative = self.tentative[len(stable):]
+                forced = self._commit_pending(lambda w: w.end < self.audio_end - 3.0)
+                if forced:
+                    log.info("live: no agreement within %.0f s; committed %d stable words", o.max_buffer, len(forced))
                     self._cut(self.last_end)
                 elif self.tentative:  # never cut audio the decoder has not yet covered
                     self._cut(min(self.tentative[0].start, self.audio_end - o.trim_seconds))
@@ -491,19 +497,12 @@ class StreamingTranscriber:
         # end of an utterance: everything said before the silence is as good as it will get
         if o.silence_flush and self.tentative and self.vad.trailing_silence() >= o.silence_flush:
             limit = self.vad.last_speech_end + 0.3
-            done = [w for w in self.tentative if w.start < limit]
-            if done:
-                committed += self._commit(done)
-                self.tentative = self.tentative[len(done):]
+            committed += self._commit_pending(lambda w: w.start < limit)
         if o.max_pending > 0 and self.tentative:  # bounded wait: old enough words are as good as they get
-            k = 0
-            while k < len(self.tentative) and self.tentative[k].end <= self.audio_end - o.max_pending:
-                k += 1
-            if k:
-                log.debug("live: committing %d word(s) pending for over %.1f s: %r", k, o.max_pending,
-                          join_words(self.tentative[:k]))
-                committed += self._commit(self.tentative[:k])
-                self.tentative = self.tentative[k:]
+            old = self._commit_pending(lambda w: w.end <= self.audio_end - o.max_pending)
+            if old:
+                log.debug("live: committed %d word(s) pending for over %.1f s: %r", len(old), o.max_pending, join_words(old))
+            committed += old
         if not self.tentative and self.vad.trailing_silence() >= max(o.silence_flush, 0.3) and self.last_end > self.buf_t0:
             self._cut(self.last_end)
         committed += self._trim()
