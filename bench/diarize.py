@@ -193,6 +193,29 @@ def objective(rows: list[dict], oracle: list[dict] = ()) -> float:
     return float(j)
 
 
+def hearing(f, ref, item, min_local: float = 0.5) -> str:
+    """One clip's line: the most local speakers segmentation-3.0 hears in one 10 s chunk (each talking
+    ``min_local`` s or more), and per reference speaker: seconds talked, seconds alone, and seconds where
+    the model's speaker count reaches the number of people talking (the speech it can attribute at all)."""
+    step = float(f.rel[1] - f.rel[0]) if len(f.rel) > 1 else f.grid.step
+    most = max((int(((seg.sum(axis=1) * step) >= min_local).sum(axis=1).max()) for _, seg in f.chunks if len(seg)),
+               default=0)
+    lo, hi = item["uem"]
+    t = np.arange(lo, hi, 0.01) + 0.005
+    spk = sorted({x.speaker for x in ref})
+    act = np.zeros((len(spk), len(t)), dtype=bool)
+    for x in ref:
+        act[spk.index(x.speaker)] |= (t >= x.start) & (t < x.end)
+    n_ref = act.sum(0)
+    cnt = f.count[np.clip(f.grid.index(t), 0, len(f.count) - 1)] if len(f.count) else np.zeros(len(t))
+    parts = []
+    for i in np.argsort(-act.sum(1)):
+        a = act[i]
+        parts.append(f"{a.sum() * 0.01:.1f}/{(a & (n_ref == 1)).sum() * 0.01:.1f}/{(a & (cnt >= n_ref)).sum() * 0.01:.1f}")
+    return (f"{item['name']:30} true {item['speakers']}  most local speakers in one chunk: {most}  "
+            f"per person talk/alone/heard s: {'  '.join(parts)}")
+
+
 # --------------------------------------------------------------------------- the peer recipe
 def pyannote_recipe(audio, num_speakers=None, threshold: float = 0.7, min_cluster_size: int = 12):
     """pyannote 3.1's SpeakerDiarization algorithm with the offline models (returns an Annotation)."""
@@ -345,6 +368,12 @@ def accuracy(args) -> None:
     print(f"tuned on all clips: {combos[best_all]}  (shipped default: "
           f"{ {k: getattr(ClusterParams(), k) for k in keys} })")
     print(f"parameter sets chosen across folds: { {str(combos[c]): chosen.count(c) for c in set(chosen)} }\n")
+
+    print("WHAT THE SEGMENTATION MODEL HEARS (the limit of any count built on it)")
+    for it in its:
+        if it["kind"] == "ami":
+            print(hearing(feats[it["name"]], refs[it["name"]], it), flush=True)
+    print()
 
     # shipped defaults and the oracle count
     print("SHIPPED DEFAULTS (estimated count) and with the true count given (oracle)")
