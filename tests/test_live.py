@@ -496,6 +496,35 @@ def test_squeezed_repeats_are_dropped_from_a_hypothesis():
     assert _drop_squeezed_repeats(short_but_different) == short_but_different
 
 
+def test_squeezed_words_at_a_hypothesis_end_wait_for_audio():
+    """A word aligned to < 0.1 s at the end of a decode is held back; the same word with audio is kept."""
+    from vidtrans.live.streaming import _drop_squeezed_tail
+
+    hyp = [Word(9.92, 10.22, " your"), Word(10.22, 10.38, " country."), Word(10.38, 10.38, " Ask")]
+    assert [w.text for w in _drop_squeezed_tail(hyp)] == [" your", " country."]
+    assert _drop_squeezed_tail(hyp[:2]) == hyp[:2]
+    inside = [Word(1.0, 1.02, " a"), Word(1.02, 1.4, " cat")]  # short words inside a hypothesis stay
+    assert _drop_squeezed_tail(inside) == inside
+    assert _drop_squeezed_tail([Word(1.0, 1.0, " Ask")]) == []
+
+
+def test_live_jfk_ends_on_what_was_said(shared_eval, whisper_tiny):
+    """JFK, tiny.en, fed as fast as possible: the final decode ended "... for your country. Ask" with the
+    "Ask" 0 ms long after the speech (a copy of the earlier "ask not"), and it was committed."""
+    from vidtrans.audio import load_audio
+    from vidtrans.live.streaming import SAMPLE_RATE
+
+    audio = load_audio(shared_eval / "asr" / "en_jfk_inaugural.flac")
+    tr = StreamingTranscriber(LiveOptions(model="tiny.en", speakers=False), model=whisper_tiny)
+    words = []
+    for i in range(0, audio.size, SAMPLE_RATE):
+        tr.insert(audio[i : i + SAMPLE_RATE])
+        words += tr.process()
+    words += tr.finish()
+    assert _norm(words[-1].text) == "country", join_words(words)
+    assert all(w.end - w.start >= 0.1 for w in words[-3:]), [(w.text, w.start, w.end) for w in words[-3:]]
+
+
 def test_adaptive_step_falls_back_to_a_smaller_model_at_max_step(whisper_tiny):
     """A decoder that cannot keep up even at max_step is replaced by the fallback model."""
     from vidtrans.live.streaming import DecodeStats

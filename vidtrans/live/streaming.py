@@ -119,6 +119,24 @@ def _drop_squeezed_repeats(words: list[Word]) -> list[Word]:
     return out
 
 
+
+def _drop_squeezed_tail(words: list[Word]) -> list[Word]:
+    """Drop the words at the end of a hypothesis that Whisper's alignment gave (almost) no audio.
+
+    The last word of a decode is either cut by the buffer end (the next decode, with more audio, gives it
+    its real length) or written past the speech with no audio of its own: JFK with tiny.en ended "... for
+    your country. Ask", the "Ask" 0 ms long after "country", copied from the speech's earlier "ask not";
+    at the end of the stream nothing corrects it and it was committed.  Waiting for a word that is really
+    said costs one step; committing one that is not costs a wrong word on screen.
+    """
+    end = len(words)
+    while end and words[end - 1].end - words[end - 1].start < SQUEEZED:
+        end -= 1
+    if end < len(words):
+        log.debug("live: held back %d squeezed word(s) at the hypothesis end: %r", len(words) - end, join_words(words[end:]))
+    return words[:end]
+
+
 # --------------------------------------------------------------------------- VAD
 class VadTracker:
     """Silero VAD speech probabilities, 32 ms frame by frame, as audio arrives.
@@ -389,7 +407,7 @@ class StreamingTranscriber:
                     words.append(Word(round(s, 3), round(e, 3), w.word, probability=round(float(w.probability), 4)))
         except (RuntimeError, ValueError) as exc:
             raise LiveEngineError(f"faster-whisper failed on the live buffer at {self.buf_t0:.1f} s: {exc}") from exc
-        words = _drop_squeezed_repeats(words)
+        words = _drop_squeezed_tail(_drop_squeezed_repeats(words))
         dt = time.perf_counter() - t
         new_audio = max(self.audio_end - self._last_decode_audio, 1e-3)
         self._last_decode_audio = self.audio_end
