@@ -485,7 +485,8 @@ def test_pending_words_wait_at_most_max_pending(sample_wav, whisper_tiny):
 
 def test_squeezed_repeats_are_dropped_from_a_hypothesis():
     """JFK, base, 1 s steps: after "ask not" and a pause the buffer restarts with "What?" squeezed into
-    60 ms of silence before the real "What your country"; the squeezed copy goes, real repeats stay."""
+    60 ms of silence before the real "What your country"; the squeezed copy goes, real repeats stay.
+    Squeezed copies of the words just before go too."""
     from vidtrans.live.streaming import _drop_squeezed_repeats
 
     hyp = [Word(4.32, 4.38, " What?"), Word(5.02, 5.56, " What"), Word(5.56, 5.78, " your")]
@@ -494,6 +495,14 @@ def test_squeezed_repeats_are_dropped_from_a_hypothesis():
     assert _drop_squeezed_repeats(said_twice) == said_twice
     short_but_different = [Word(1.0, 1.02, " a"), Word(1.02, 1.4, " cat")]
     assert _drop_squeezed_repeats(short_but_different) == short_but_different
+    # tiny.en on JFK: a squeezed copy of the words just before ("Ask not. Ask not. Yeah.", "S s not")
+    copy = [Word(2.22, 3.86, " Ask"), Word(3.86, 4.36, " not."), Word(4.36, 4.36, " Ask"), Word(4.36, 4.36, " not."),
+            Word(4.36, 4.56, " Yeah.")]
+    assert [w.text for w in _drop_squeezed_repeats(copy)] == [" Ask", " not.", " Yeah."]
+    split = [Word(2.22, 3.82, " S"), Word(3.82, 3.86, "s"), Word(3.86, 4.36, " not.")]
+    assert [w.text for w in _drop_squeezed_repeats(split)] == [" S", " not."]
+    new_words = [Word(1.0, 1.5, " ask"), Word(1.5, 1.55, " not"), Word(1.55, 2.0, " what")]
+    assert _drop_squeezed_repeats(new_words) == new_words  # squeezed but no copy: kept
 
 
 def test_squeezed_words_at_a_hypothesis_end_wait_for_audio():

@@ -102,22 +102,45 @@ def _drop_loops(committed: list[Word], new: list[Word], min_n: int = 4) -> list[
 
 
 def _drop_squeezed_repeats(words: list[Word]) -> list[Word]:
-    """Drop a word that the next word repeats when Whisper's alignment gave it (almost) no audio.
+    """Drop squeezed copies: words Whisper's alignment gave (almost) no audio that repeat a neighbour.
 
-    At a buffer start after a pause, or over a repeated call ("Hello? Hello? Oh, hello."), Whisper
-    writes an extra copy of the next word squeezed into < SQUEEZED seconds (JFK: "ask not ... What?
-    What your country", the first "What?" 60 ms long in the silence): two decodes agree on it and it
-    was committed twice.  A word that is really said twice has audio for both copies.
+    * a squeezed word the next word repeats: at a buffer start after a pause, or over a repeated call
+      ("Hello? Hello? Oh, hello."), Whisper writes an extra copy of the next word squeezed into
+      < SQUEEZED seconds (JFK: "ask not ... What? What your country", the first "What?" 60 ms long in
+      the silence);
+    * squeezed words that repeat the words right before them: tiny.en on JFK decoded "Ask[2.22-3.86]
+      not.[3.86-4.36] Ask[4.36-4.36] not.[4.36-4.36] Yeah." and "S[2.22-3.82] s[3.82-3.86] not".
+    Two decodes agree on such copies, so they were committed twice.  A word that is really said twice
+    has audio for both copies.
     """
-    out = []
-    for i, w in enumerate(words):
-        nxt = words[i + 1] if i + 1 < len(words) else None
-        if nxt is not None and w.end - w.start < SQUEEZED and _norm(w.text) == _norm(nxt.text):
-            log.debug("live: dropped a squeezed repeat %r at %.2f s", w.text, w.start)
+    def squeezed(w: Word) -> bool:
+        return w.end - w.start < SQUEEZED
+
+    out: list[Word] = []
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if squeezed(w):
+            nxt = words[i + 1] if i + 1 < len(words) else None
+            if nxt is not None and _norm(w.text) == _norm(nxt.text):
+                log.debug("live: dropped a squeezed repeat %r at %.2f s", w.text, w.start)
+                i += 1
+                continue
+            run = i
+            while run < len(words) and squeezed(words[run]):
+                run += 1
+            for n in range(min(run - i, len(out)), 0, -1):  # the longest copy of the words before it
+                if [_norm(x.text) for x in words[i : i + n]] == [_norm(x.text) for x in out[-n:]]:
+                    log.debug("live: dropped a squeezed copy %r at %.2f s", join_words(words[i : i + n]), w.start)
+                    i += n
+                    break
+            else:
+                out.append(w)
+                i += 1
             continue
         out.append(w)
+        i += 1
     return out
-
 
 
 def _drop_squeezed_tail(words: list[Word]) -> list[Word]:
