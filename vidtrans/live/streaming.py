@@ -101,6 +101,11 @@ def _drop_loops(committed: list[Word], new: list[Word], min_n: int = 4) -> list[
     return out
 
 
+def _squeezed(w: Word) -> bool:
+    """Whisper's alignment gave the word (almost) no audio."""
+    return w.end - w.start < SQUEEZED
+
+
 def _drop_squeezed_repeats(words: list[Word]) -> list[Word]:
     """Drop squeezed copies: words Whisper's alignment gave (almost) no audio that repeat a neighbour.
 
@@ -113,21 +118,18 @@ def _drop_squeezed_repeats(words: list[Word]) -> list[Word]:
     Two decodes agree on such copies, so they were committed twice.  A word that is really said twice
     has audio for both copies.
     """
-    def squeezed(w: Word) -> bool:
-        return w.end - w.start < SQUEEZED
-
     out: list[Word] = []
     i = 0
     while i < len(words):
         w = words[i]
-        if squeezed(w):
+        if _squeezed(w):
             nxt = words[i + 1] if i + 1 < len(words) else None
             if nxt is not None and _norm(w.text) == _norm(nxt.text):
                 log.debug("live: dropped a squeezed repeat %r at %.2f s", w.text, w.start)
                 i += 1
                 continue
             run = i
-            while run < len(words) and squeezed(words[run]):
+            while run < len(words) and _squeezed(words[run]):
                 run += 1
             for n in range(min(run - i, len(out)), 0, -1):  # the longest copy of the words before it
                 if [_norm(x.text) for x in words[i : i + n]] == [_norm(x.text) for x in out[-n:]]:
@@ -153,7 +155,7 @@ def _drop_squeezed_tail(words: list[Word]) -> list[Word]:
     said costs one step; committing one that is not costs a wrong word on screen.
     """
     end = len(words)
-    while end and words[end - 1].end - words[end - 1].start < SQUEEZED:
+    while end and _squeezed(words[end - 1]):
         end -= 1
     if end < len(words):
         log.debug("live: held back %d squeezed word(s) at the hypothesis end: %r", len(words) - end, join_words(words[end:]))
