@@ -114,11 +114,11 @@ def offline(model, path: str, beam: int) -> tuple[str, float]:
 
 
 def live_run(model_name: str, model, path: str, realtime: bool, speakers: bool, step: float, adaptive: bool = True,
-             beam: int = 1, max_pending: float | None = None, extra: dict | None = None) -> dict:
+             beam: int = 1, extra: dict | None = None) -> dict:
     from vidtrans.live import LiveOptions, LiveSpeakers, StreamingTranscriber, read_events, run_live
 
     opts = LiveOptions(model=model_name, realtime=realtime, speakers=speakers, step=step, adaptive_step=adaptive,
-                       beam_size=beam, **({} if max_pending is None else {"max_pending": max_pending}), **(extra or {}))
+                       beam_size=beam, **(extra or {}))
     tr = StreamingTranscriber(opts, model=model)
     spk = LiveSpeakers(opts, tr.vad) if speakers else None
     with tempfile.TemporaryDirectory() as d:
@@ -151,9 +151,9 @@ def bench_asr(models: list[str], items: list[dict], realtime: bool, speakers: bo
 
     norms = _normalizers()
     # a model may be given as NAME[@BEAM][:PENDING][+FIELD=VALUE...] (e.g. base@3, tiny.en:0,
-    # base+max_buffer=10): the live decoder's beam width, LiveOptions.max_pending and other LiveOptions
-    # fields for that row
-    def parse(m: str) -> tuple[str, int, float | None, dict]:
+    # base+max_buffer=10): the live decoder's beam width and LiveOptions fields for that row (:PENDING is
+    # short for +max_pending=PENDING)
+    def parse(m: str) -> tuple[str, int, dict]:
         m, *over = m.split("+")
         extra = {}
         for kv in over:
@@ -166,8 +166,10 @@ def bench_asr(models: list[str], items: list[dict], realtime: bool, speakers: bo
             else:
                 extra[k] = v
         m, pending = (m.split(":") + [None])[:2]
+        if pending:
+            extra = {"max_pending": float(pending), **extra}
         name, beam = (m.split("@") + [None])[:2]
-        return name, int(beam) if beam else (beams or {}).get(name, 1), float(pending) if pending else None, extra
+        return name, int(beam) if beam else (beams or {}).get(name, 1), extra
 
     spec = {m: parse(m) for m in models}
     loaded = {}
@@ -186,11 +188,11 @@ def bench_asr(models: list[str], items: list[dict], realtime: bool, speakers: bo
     for k, item in enumerate(items):
         order = models if k % 2 == 0 else models[::-1]  # alternate: both models see the same load on average
         for m in order:
-            name, beam, pending, extra = spec[m]
+            name, beam, extra = spec[m]
             model = loaded[name]
             off5 = offline_text(name, item["path"], 5)
             off1 = offline_text(name, item["path"], 1)
-            r = live_run(name, model, item["path"], realtime, speakers, step, adaptive, beam, pending, extra)
+            r = live_run(name, model, item["path"], realtime, speakers, step, adaptive, beam, extra)
             row = rows[m]
             for key, hyp in (("live", r["text"]), ("off5", off5), ("off1", off1)):
                 _, err, n = score(hyp, item["reference"], "en", norms)
@@ -230,8 +232,7 @@ def bench_asr(models: list[str], items: list[dict], realtime: bool, speakers: bo
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for m, row in rows.items():
         rtf = sum(a for a, _ in row["rtf"]) / max(row["audio"], 1e-9)
-        label = spec[m][0] + ("" if spec[m][2] is None else f" (max_pending {spec[m][2]:g} s)") + "".join(
-            f" {k}={v}" for k, v in spec[m][3].items())
+        label = spec[m][0] + "".join(f" {k}={v:g}" if isinstance(v, float) else f" {k}={v}" for k, v in spec[m][2].items())
         print(f"| {label} | {spec[m][1]} | {wer(row['live']):.1%} | {wer(row['off5']):.1%} | {wer(row['off1']):.1%} | "
               f"{_p(row['lat'], 50):.2f} s | {_p(row['lat'], 90):.2f} s | {_p(row['alat'], 50):.2f} s | "
               f"{_p(row['wait'], 50):.2f} / {_p(row['wait'], 90):.2f} s | {_p(row['step'], 50):.2f} s | {rtf:.2f} | "
