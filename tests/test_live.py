@@ -641,3 +641,28 @@ def test_vad_decisions_do_not_depend_on_how_the_audio_is_chunked(sample_wav):
     assert n > 400 and 0.1 < np.mean(runs[0][:n]) < 0.9
     for r in runs[1:]:
         assert r[:n] == runs[0][:n]
+
+
+def test_no_decode_once_every_word_heard_is_committed(whisper_tiny, monkeypatch):
+    """When all words are committed and the VAD heard no speech after the last one, a decode can only echo the
+    prompt into the silence (base ended the sonnet "... by the grave and thee. Pity the"): process() and
+    finish() then do not decode, and the buffer is cut; speech after the last word is decoded as before."""
+    from vidtrans.live.streaming import SAMPLE_RATE
+
+    def run(speech_after: float) -> tuple[int, list[Word], float]:
+        tr = StreamingTranscriber(LiveOptions(model="tiny.en", speakers=False), model=whisper_tiny)
+        calls = []
+        monkeypatch.setattr(tr, "_decode", lambda: calls.append(1) or [Word(2.1, 2.4, " Pity", probability=0.9)])
+        # speech from 0 to 2 s, then `speech_after` seconds of it after 2.1 s
+        monkeypatch.setattr(tr.vad, "speech_seconds",
+                            lambda t0, t1=None: (2.0 - t0 if t0 < 2.0 else 0.0) + (speech_after if t0 < 2.2 else 0.0))
+        tr.insert(np.zeros(3 * SAMPLE_RATE, dtype=np.float32))
+        tr._commit([Word(0.5, 1.0, " by", probability=0.9), Word(1.0, 2.0, " thee.", probability=0.9)])
+        words = tr.process() + tr.finish()
+        return len(calls), words, tr.buf_t0
+
+    calls, words, t0 = run(0.0)
+    assert calls == 0 and words == []
+    assert t0 >= 2.0  # the committed words' audio is dropped from the buffer
+    calls, words, _ = run(0.3)
+    assert calls >= 1 and [w.text for w in words] == [" Pity"]

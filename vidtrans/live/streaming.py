@@ -535,6 +535,12 @@ class StreamingTranscriber:
         if not self.tentative and self.vad.speech_seconds(self.buf_t0) < 0.1:
             self._cut(self.audio_end - 0.5)
             return []
+        # every word heard so far is committed and no speech came after the last one: a decode could only
+        # add words the audio does not hold (base ended the sonnet "... by the grave and thee. Pity the", the
+        # prompt's "Pity the world" echoed into the silence and committed by the silence flush)
+        if self.quiet:
+            self._cut(max(self.last_end, self.audio_end - 0.5))
+            return []
         words = self._decode()
         committed = self._agree(words)
         # end of an utterance: everything said before the silence is as good as it will get
@@ -557,7 +563,7 @@ class StreamingTranscriber:
     def finish(self) -> list[Word]:
         """End of stream: decode what is left once more and commit the whole hypothesis."""
         out: list[Word] = []
-        if self.buf.size and (self.tentative or self.vad.speech_seconds(self.buf_t0) >= 0.1):
+        if self.buf.size and not self.quiet:
             words = self._decode()
             out = self._agree(words)
         out += self._commit(self.tentative)
