@@ -4,6 +4,7 @@
     .venv/bin/python bench/live.py --models tiny.en --clips 3
     .venv/bin/python bench/live.py --models tiny.en:0,tiny.en:3   # rows NAME[@BEAM][:MAX_PENDING], alternating
     .venv/bin/python bench/live.py --models base,base+max_buffer=10 --fast --fixed-step   # any LiveOptions field
+    .venv/bin/python bench/live.py --models tiny.en,tiny.en+confident_probability=0.9 --fast --fixed-step --loo 0.3
     .venv/bin/python bench/live.py --drift-minutes 30      # tiled file, as fast as possible: per-minute drift
     .venv/bin/python bench/live.py --speakers              # live speaker threshold, leave-one-clip-out DER
 
@@ -146,7 +147,7 @@ def live_run(model_name: str, model, path: str, realtime: bool, speakers: bool, 
 
 
 def bench_asr(models: list[str], items: list[dict], realtime: bool, speakers: bool, step: float, adaptive: bool = True,
-              beams: dict[str, int] | None = None) -> None:
+              beams: dict[str, int] | None = None, loo_tolerance: float | None = None) -> dict:
     from vidtrans.live import LiveOptions, load_whisper
 
     norms = _normalizers()
@@ -184,7 +185,7 @@ def bench_asr(models: list[str], items: list[dict], realtime: bool, speakers: bo
         return offline_cache[name, path, beam]
 
     rows = {m: {"live": [], "off5": [], "off1": [], "lat": [], "alat": [], "rtf": [], "cpu": [], "audio": 0.0, "rev": 0, "dup": 0,
-                "switches": [], "adapt": [], "wait": [], "step": [], "start": []} for m in models}
+                "switches": [], "adapt": [], "wait": [], "step": [], "start": [], "clips": {}} for m in models}
     for k, item in enumerate(items):
         order = models if k % 2 == 0 else models[::-1]  # alternate: both models see the same load on average
         for m in order:
@@ -213,6 +214,7 @@ def bench_asr(models: list[str], items: list[dict], realtime: bool, speakers: bo
             row["wait"] += r["speaker_waits"]
             row["step"] += r["steps"]
             row["start"].append(r["start_delay"])
+            row["clips"][item["id"]] = {"live": row["live"][-1], "alat": r["algo_latency"], "lat": r["latency"]}
             _, e_live, _ = score(r["text"], item["reference"], "en", norms)
             _, e_off, _ = score(off5, item["reference"], "en", norms)
             print(f"  {item['id'][:38]:38s} {m:8s} live WER {e_live:6.1%} offline {e_off:6.1%}  "
@@ -238,6 +240,49 @@ def bench_asr(models: list[str], items: list[dict], realtime: bool, speakers: bo
               f"{_p(row['wait'], 50):.2f} / {_p(row['wait'], 90):.2f} s | {_p(row['step'], 50):.2f} s | {rtf:.2f} | "
               f"{sum(row['cpu']) / max(row['audio'], 1e-9):.2f} | "
               f"{_p(row['start'], 50):.2f} s | {row['rev']} | {row['dup']} | {len(row['adapt'])} changes, switches {row['switches']} |")
+    if loo_tolerance is not None and len(models) > 1:
+        leave_one_clip_out(rows, [i["id"] for i in items], loo_tolerance, "algorithmic" if not realtime else "wall")
+    return rows
+
+
+def leave_one_clip_out(rows: dict, ids: list[str], tolerance: float, kind: str) -> dict:
+    """Choose a row (a candidate setting) per held-out clip on the other clips; score it on the held-out one.
+
+    The first row is the reference setting.  On the training clips a row is eligible when its pooled live WER is
+    at most the reference's plus *tolerance* (points); the eligible row with the lowest median latency
+    (algorithmic when read as fast as possible, wall at real-time pace) is chosen.  Returns and prints the pooled
+    held-out WER and latency of the chosen rows beside the reference's, and how often each row was chosen.
+    """
+    key = "alat" if kind == "algorithmic" else "lat"
+    names = list(rows)
+    ref = names[0]
+
+    def pooled(m: str, clip_ids: list[str]) -> tuple[float, float]:
+        c = [rows[m]["clips"][i] for i in clip_ids]
+        err = sum(x["live"][0] for x in c) / max(sum(x["live"][1] for x in c), 1)
+        return err, _p([v for x in c for v in x[key]], 50)
+
+    chosen: dict[str, int] = {m: 0 for m in names}
+    held_err, held_n, held_lat = 0.0, 0, []
+    for held in ids:
+        train = [i for i in ids if i != held]
+        base_wer = pooled(ref, train)[0]
+        eligible = [m for m in names if pooled(m, train)[0] <= base_wer + tolerance / 100 + 1e-12]
+        pick = min(eligible, key=lambda m: pooled(m, train)[1])
+        chosen[pick] += 1
+        c = rows[pick]["clips"][held]
+        held_err += c["live"][0]
+        held_n += c["live"][1]
+        held_lat += c[key]
+    ref_wer, ref_lat = pooled(ref, ids)
+    out = {"wer": held_err / max(held_n, 1), "latency": _p(held_lat, 50), "ref_wer": ref_wer, "ref_latency": ref_lat,
+           "chosen": chosen}
+    print(f"\nleave-one-clip-out over {len(ids)} clips (per fold: the lowest {kind} median latency among rows whose "
+          f"training WER is within {tolerance:g} points of '{ref}'):")
+    print(f"  held-out WER {out['wer']:.1%} (reference row {ref_wer:.1%}), {kind} latency median "
+          f"{out['latency']:.2f} s (reference {ref_lat:.2f} s)")
+    print("  chosen: " + ", ".join(f"{m} x{n}" for m, n in chosen.items() if n))
+    return out
 
 
 # --------------------------------------------------------------------------- drift
@@ -411,6 +456,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--speakers-cv", "--speakers", dest="speakers_cv", action="store_true",
                     help="only the speaker-threshold cross-validation")
     ap.add_argument("--thresholds", default="0.55,0.6,0.65")
+    ap.add_argument("--loo", type=float, default=None, metavar="POINTS",
+                    help="treat the rows as candidate settings of one model, the first as the reference, and choose one "
+                         "per held-out clip: the lowest latency within POINTS of the reference's WER on the other clips")
     args = ap.parse_args(argv)
     if args.speakers_cv:
         bench_speakers([float(x) for x in args.thresholds.split(",")], [2])
@@ -423,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.drift_only:
         beams = {m: int(b) for m, b in (x.split("=") for x in args.beams.split(",") if x)}
         bench_asr(models, items, realtime=not args.fast, speakers=args.speakers, step=args.step,
-                  adaptive=not args.fixed_step, beams=beams)
+                  adaptive=not args.fixed_step, beams=beams, loo_tolerance=args.loo)
     if args.drift_minutes:
         bench_drift(models[0], [i for i in items if i["id"] != "pyannote_sample"] or items, args.drift_minutes, args.step,
                     realtime=args.drift_realtime, speakers=args.speakers if args.drift_realtime else False,
