@@ -186,3 +186,26 @@ def test_method_none_and_bad_method():
     assert same.words == tr.words and same.meta["word_timing"]["refined"] is False
     with pytest.raises(ConfigurationError):
         refine_words(tr, np.zeros(16000, dtype=np.float32), TimingOptions(method="magic"))
+
+
+def test_segments_aligned_while_decoding_give_the_same_timing_as_aligning_afterwards(sample_runs):
+    """The pipeline aligns each segment in a worker thread as the engine yields it (SegmentAligner);
+    refine_words takes those alignments, aligns what was not submitted itself, and the words and the
+    recorded statistics equal a plain refine_words run.  Non-English segments are not aligned."""
+    from vidtrans.timing import SegmentAligner, TimingOptions, refine_words
+
+    audio, refined, raw = sample_runs
+    spoken = [s for s in raw.segments if s.words]
+    assert len(spoken) >= 3
+    with SegmentAligner(audio, TimingOptions()) as aligner:
+        aligner.submit(spoken[0], "de")  # not English: skipped
+        assert aligner.results() == {}
+        for seg in spoken[:-1]:  # the last one is left to refine_words, as if the engine had changed it
+            aligner.submit(seg, raw.language)
+        done = aligner.results()
+        out = refine_words(raw, audio, TimingOptions(), aligner)
+    assert len(done) == len(spoken) - 1
+    assert [(w.text, w.start, w.end) for w in out.words] == [(w.text, w.start, w.end) for w in refined.words]
+    a, b = dict(out.meta["word_timing"]), dict(refined.meta["word_timing"])
+    a.pop("seconds"), b.pop("seconds")
+    assert a == b and a["segments_aligned"] + a["segments_failed"] == len(spoken)

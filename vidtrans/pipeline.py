@@ -184,15 +184,31 @@ def caption_options(options: PipelineOptions):
     return replace(captions.CaptionOptions(), **options.caption_options)
 
 
-def refine_word_timing(transcript: Transcript, audio: Any, options: PipelineOptions) -> tuple[Transcript, float | None]:
-    """Word timing (issue 9): re-time local engines' words on the signal; records meta["word_timing"]."""
+def refine_word_timing(
+    transcript: Transcript, audio: Any, options: PipelineOptions, aligner: Any = None
+) -> tuple[Transcript, float | None]:
+    """Word timing (issue 9): re-time local engines' words on the signal; records meta["word_timing"].
+
+    *aligner*: the :class:`vidtrans.timing.SegmentAligner` from :func:`word_aligner` that aligned
+    segments while they were decoded.
+    """
     if options.engine not in LOCAL_ENGINES or options.word_timing == "none" or not transcript.segments:
         return transcript, None
     from .timing import TimingOptions, refine_words
 
     t0 = time.perf_counter()
-    transcript = refine_words(transcript, audio, TimingOptions(method=options.word_timing))
+    transcript = refine_words(transcript, audio, TimingOptions(method=options.word_timing), aligner)
     return transcript, time.perf_counter() - t0
+
+
+def word_aligner(audio: Any, options: PipelineOptions) -> Any:
+    """A :class:`vidtrans.timing.SegmentAligner` that force-aligns segments as the local engine yields
+    them, or None when this run does no forced alignment (cloud engine, ``word_timing`` none/energy)."""
+    if options.engine not in LOCAL_ENGINES or options.word_timing not in ("auto", "align"):
+        return None
+    from .timing import SegmentAligner, TimingOptions
+
+    return SegmentAligner(audio, TimingOptions(method=options.word_timing))
 
 
 def _thread_budget(cores: int, diarize: bool) -> tuple[int, int]:
@@ -214,8 +230,9 @@ def transcribe_and_diarize(
 ) -> tuple[Transcript, Any, dict[str, float]]:
     """Transcription and (for local engines) diarization of one decoded input, side by side.
 
-    Word timing (:func:`refine_word_timing`) follows transcription in the
-    main thread.  Both stages read the same decoded *audio*; diarization runs in a worker
+    Word alignment runs in a second worker thread as the engine yields each
+    segment (:func:`word_aligner`); :func:`refine_word_timing` then only
+    collects it and runs the pause pass.  Both stages read the same decoded *audio*; diarization runs in a worker
     thread while the engine decodes (CTranslate2 and torch release the GIL),
     so speakers cost little more than the transcript alone.  Returns
     ``(transcript, diarization or None, timings)``; a diarization error is
@@ -243,6 +260,7 @@ def transcribe_and_diarize(
 
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidtrans-diarize")
         future = pool.submit(diarize_job)
+    aligner = word_aligner(audio, options)
     try:
         t0 = time.perf_counter()
         transcript = transcribe(
@@ -250,10 +268,11 @@ def transcribe_and_diarize(
             progress=(lambda done, total: progress("transcribe", done, total)) if progress else None,
             source=str(engine_input) if isinstance(engine_input, (str, Path)) else None,
             models=models,
+            on_segment=aligner.submit if aligner is not None else None,
         )
         timings["transcribe"] = time.perf_counter() - t0
-        # word timing runs while diarization may still be going
-        transcript, seconds = refine_word_timing(transcript, audio, options)
+        # word timing (what the aligner has not done yet) runs while diarization may still be going
+        transcript, seconds = refine_word_timing(transcript, audio, options, aligner)
         if seconds is not None:
             timings["word_timing"] = seconds
         diarization = None
@@ -262,6 +281,8 @@ def transcribe_and_diarize(
             diarization, timings["diarize"] = future.result()
             timings["diarize_wait"] = time.perf_counter() - t0
     finally:
+        if aligner is not None:
+            aligner.close()
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
     if options.diarize and not local and not transcript.speaker_turns and transcript.segments:

@@ -90,12 +90,15 @@ class TimingOptions:
     level_window: float = 20.0
 
 
-def refine_words(transcript: Transcript, audio: Any, options: TimingOptions | None = None) -> Transcript:
+def refine_words(
+    transcript: Transcript, audio: Any, options: TimingOptions | None = None, aligner: SegmentAligner | None = None
+) -> Transcript:
     """Return *transcript* with word (and segment) boundaries moved onto the speech in *audio*.
 
     *audio* is a media path or 16 kHz mono float32 samples (what
     :func:`vidtrans.audio.load_audio` returns).  Word text, order, speakers
-    and probabilities are kept; only ``start``/``end`` change.
+    and probabilities are kept; only ``start``/``end`` change.  *aligner*: a
+    :class:`SegmentAligner` (same options) that aligned segments while they were decoded.
     """
     options = options or TimingOptions()
     if options.method not in METHODS:
@@ -114,10 +117,10 @@ def refine_words(transcript: Transcript, audio: Any, options: TimingOptions | No
     aligned = np.zeros(len(words), dtype=bool)
     passes = []
 
-    english = (transcript.language or "en").lower().startswith("en")
-    if options.method in ("auto", "align") and english:
+    if aligns(options.method, transcript.language):
+        done = aligner.results() if aligner is not None and aligner.options == options else None
         try:
-            s, e, aligned, astats = align_segments(transcript, samples, options)
+            s, e, aligned, astats = align_segments(transcript, samples, options, done)
             passes.append("pocketsphinx-align")
             meta.update(astats)
         except MissingDependencyError:
@@ -261,45 +264,138 @@ def _decoder(options: TimingOptions, wide: bool = False):
     )
 
 
+class _Decoders:
+    """One thread's PocketSphinx decoders: the default one, and a wide-beam one made on the first segment it cannot align."""
+
+    def __init__(self, options: TimingOptions):
+        self.options = options
+        self.default = _decoder(options)
+        self._wide = None
+
+    def wide(self):
+        if self._wide is None:
+            self._wide = _decoder(self.options, wide=True)
+        return self._wide
+
+
+def segment_key(seg: Segment) -> tuple:
+    """What identifies a segment's alignment: its span and its words with their Whisper times."""
+    return seg.start, seg.end, tuple((w.text, w.start, w.end) for w in seg.words)
+
+
+def _align_segment(
+    decs: _Decoders, samples: np.ndarray, seg: Segment, options: TimingOptions
+) -> tuple[dict[int, tuple[float, float]] | None, dict[str, int]]:
+    """Force-align one segment's words: ({word index: (start, end)} or None when it failed, stats)."""
+    stats = {"oov_words": 0}
+    duration = samples.size / SAMPLE_RATE
+    t0 = max(0.0, min(seg.start, float(seg.words[0].start)) - options.pad)
+    t1 = min(duration, max(seg.end, float(seg.words[-1].end)) + options.pad)
+    texts = [w.text for w in seg.words]
+    res = _align_window(decs.default, samples, t0, t1, texts, stats, options.garbage)
+    if res is None:
+        res = _align_window(decs.wide(), samples, t0, t1, texts, stats, options.garbage)
+        stats["segments_retried"] = 1
+    stats["segments_failed" if res is None else "segments_aligned"] = 1
+    return res, stats
+
+
 def align_segments(
-    transcript: Transcript, samples: np.ndarray, options: TimingOptions
+    transcript: Transcript, samples: np.ndarray, options: TimingOptions, done: dict[tuple, tuple] | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
-    """Force-align each segment's words; returns (starts, ends, aligned mask, stats) over all words."""
-    dec = _decoder(options)
-    wide = None  # wide-beam decoder, made on the first segment the default beams cannot align
+    """Force-align each segment's words; returns (starts, ends, aligned mask, stats) over all words.
+
+    *done* maps :func:`segment_key` to alignments already made (by a :class:`SegmentAligner` while
+    the engine was decoding); only the other segments are aligned here.
+    """
+    decs = None  # made on the first segment not in *done*
     words = transcript.words
     s = np.array([w.start for w in words], dtype=float)
     e = np.array([w.end for w in words], dtype=float)
     aligned = np.zeros(len(words), dtype=bool)
-    duration = samples.size / SAMPLE_RATE
     stats = {"segments_aligned": 0, "segments_failed": 0, "oov_words": 0, "shifts_rejected": 0}
     base = 0
     for seg in transcript.segments:
         n = len(seg.words)
         if n:
-            idx = range(base, base + n)
-            t0 = max(0.0, min(seg.start, float(s[base])) - options.pad)
-            t1 = min(duration, max(seg.end, float(e[base + n - 1])) + options.pad)
-            texts = [w.text for w in seg.words]
-            res = _align_window(dec, samples, t0, t1, texts, stats, options.garbage)
-            if res is None:
-                wide = wide or _decoder(options, wide=True)
-                res = _align_window(wide, samples, t0, t1, texts, stats, options.garbage)
-                stats["segments_retried"] = stats.get("segments_retried", 0) + 1
-            if res is None:
-                stats["segments_failed"] += 1
-            else:
-                stats["segments_aligned"] += 1
-                for j, k in enumerate(idx):
-                    if j not in res:
-                        continue
-                    a, b = res[j]
-                    if abs(a - s[k]) > options.max_shift or abs(b - e[k]) > options.max_shift:
-                        stats["shifts_rejected"] += 1
-                        continue
-                    s[k], e[k], aligned[k] = a, b, True
+            got = done.get(segment_key(seg)) if done else None
+            if got is None:
+                decs = decs or _Decoders(options)
+                got = _align_segment(decs, samples, seg, options)
+            res, seg_stats = got
+            for name, count in seg_stats.items():
+                stats[name] = stats.get(name, 0) + count
+            for j, (a, b) in (res or {}).items():
+                k = base + j
+                if abs(a - s[k]) > options.max_shift or abs(b - e[k]) > options.max_shift:
+                    stats["shifts_rejected"] += 1
+                    continue
+                s[k], e[k], aligned[k] = a, b, True
         base += n
     return s, e, aligned, stats
+
+
+def aligns(method: str, language: str | None) -> bool:
+    """Whether :func:`refine_words` force-aligns a transcript in *language* with *method*."""
+    return method in ("auto", "align") and (language or "en").lower().startswith("en")
+
+
+class SegmentAligner:
+    """Force-aligns segments in a worker thread while the engine is still decoding the next ones.
+
+    Call :meth:`submit` with each segment as the engine yields it, then pass the aligner to
+    :func:`refine_words`, which takes the finished alignments and aligns only what is missing (a
+    segment the engine changed afterwards, or one whose alignment raised).  PocketSphinx holds the
+    GIL while it decodes, but CTranslate2's decoder runs without it, so on a multi-core CPU the
+    alignment hides behind decoding instead of following it (``bench/speed.py``).  Results are the
+    same as aligning afterwards: each segment is aligned on its own audio.
+    """
+
+    def __init__(self, audio: Any, options: TimingOptions | None = None):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.samples = as_samples(audio)
+        self.options = options or TimingOptions()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidtrans-align")
+        self._futures: dict[tuple, Any] = {}
+        self._decs: _Decoders | None = None  # used by the worker thread only
+        self._broken = False
+
+    def submit(self, segment: Segment, language: str | None = None) -> None:
+        """Queue *segment* for alignment (skipped when it has no words or is not English)."""
+        if self._broken or not segment.words or not aligns(self.options.method, language):
+            return
+        key = segment_key(segment)
+        if key not in self._futures:
+            self._futures[key] = self._pool.submit(self._align, segment)
+
+    def _align(self, segment: Segment):
+        try:
+            if self._decs is None:
+                self._decs = _Decoders(self.options)
+            return _align_segment(self._decs, self.samples, segment, self.options)
+        except Exception:
+            self._broken = True  # e.g. pocketsphinx missing: refine_words aligns (and reports) it itself
+            raise
+
+    def results(self) -> dict[tuple, tuple]:
+        """Wait for the queued segments; {segment_key: (alignment, stats)} of those that finished."""
+        out = {}
+        for key, fut in self._futures.items():
+            try:
+                out[key] = fut.result()
+            except Exception as exc:  # noqa: BLE001 - aligned again (and raised) in the main thread
+                log.debug("background alignment failed: %s", exc)
+        return out
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> SegmentAligner:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 #: dictionary word for the optional garbage model (not an English word, so never a transcript token)

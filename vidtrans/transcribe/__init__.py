@@ -168,12 +168,19 @@ def collect(
     source: str | None = None,
     progress: ProgressCallback | None = None,
     meta: dict[str, Any] | None = None,
+    on_segment: Callable[[Segment, str | None], None] | None = None,
 ) -> Transcript:
-    """Drain stream *s* into a Transcript, reporting progress per segment."""
+    """Drain stream *s* into a Transcript, reporting progress per segment.
+
+    *on_segment* is called with each segment and the stream's language as it arrives (the pipeline
+    starts word alignment there, while the engine decodes the next segment).
+    """
     t0 = time.perf_counter()
     segments = []
     for seg in s:
         segments.append(seg)
+        if on_segment is not None:
+            on_segment(seg, s.language)
         if progress is not None:
             progress(seg.end, s.duration)
     if progress is not None and s.duration:
@@ -201,11 +208,13 @@ def transcribe(
     progress: ProgressCallback | None = None,
     source: str | None = None,
     models: Any = None,
+    on_segment: Callable[[Segment, str | None], None] | None = None,
 ) -> Transcript:
     """Transcribe *audio* (a media path or a 16 kHz float32 array) to a Transcript.
 
     Pass one :class:`vidtrans.models.ModelCache` as *models* to every call of
-    a batch or notebook so the model is loaded once.
+    a batch or notebook so the model is loaded once.  *on_segment*: see
+    :func:`collect` (not called on the fallback path, whose segments may be discarded).
     """
     options = options or TranscribeOptions()
     if source is None and isinstance(audio, (str, os.PathLike)):
@@ -215,4 +224,5 @@ def transcribe(
 
         return transcribe_with_fallback(audio, options, progress=progress, source=source)
     s = stream(audio, options, models=models)
-    return collect(s, engine=options.engine, source=source, progress=progress, meta={"options": options.to_dict()})
+    return collect(s, engine=options.engine, source=source, progress=progress, meta={"options": options.to_dict()},
+                   on_segment=on_segment)
