@@ -4,7 +4,7 @@
     .venv/bin/python bench/live.py --models tiny.en --clips 3
     .venv/bin/python bench/live.py --models tiny.en:0,tiny.en:3   # rows NAME[@BEAM][:MAX_PENDING], alternating
     .venv/bin/python bench/live.py --models base,base+max_buffer=10 --fast --fixed-step   # any LiveOptions field
-    .venv/bin/python bench/live.py --models tiny.en,tiny.en+confident_probability=0.9 --fast --fixed-step --loo 0.3
+    .venv/bin/python bench/live.py --models tiny.en,tiny.en+trim_seconds=3 --fast --fixed-step --loo 0.3   # choose per held-out clip
     .venv/bin/python bench/live.py --drift-minutes 30      # tiled file, as fast as possible: per-minute drift
     .venv/bin/python bench/live.py --speakers              # live speaker threshold, leave-one-clip-out DER
 
