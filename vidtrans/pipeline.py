@@ -201,6 +201,33 @@ def refine_word_timing(
     return transcript, time.perf_counter() - t0
 
 
+def transcribe_timed(
+    engine_input: Any, audio: Any, topts: Any, options: PipelineOptions, *,
+    progress: Any = None, source: str | None = None, models: Any = None,
+) -> tuple[Transcript, dict[str, float]]:
+    """Transcription, then word timing, with each segment force-aligned while the next is decoded.
+
+    The one path :func:`transcribe_and_diarize` and :mod:`vidtrans.rundir` share; returns the
+    transcript and its ``transcribe`` / ``word_timing`` seconds.
+    """
+    from .transcribe import transcribe
+
+    timings: dict[str, float] = {}
+    aligner = word_aligner(audio, options)
+    try:
+        t0 = time.perf_counter()
+        transcript = transcribe(engine_input, topts, progress=progress, source=source, models=models,
+                                on_segment=aligner.submit if aligner is not None else None)
+        timings["transcribe"] = time.perf_counter() - t0
+        transcript, seconds = refine_word_timing(transcript, audio, options, aligner)
+        if seconds is not None:
+            timings["word_timing"] = seconds
+    finally:
+        if aligner is not None:
+            aligner.close()
+    return transcript, timings
+
+
 def word_aligner(audio: Any, options: PipelineOptions) -> Any:
     """A :class:`vidtrans.timing.SegmentAligner` that force-aligns segments as the local engine yields
     them, or None when this run does no forced alignment (cloud engine, ``word_timing`` none/energy)."""
@@ -231,7 +258,7 @@ def transcribe_and_diarize(
     """Transcription and (for local engines) diarization of one decoded input, side by side.
 
     Word alignment runs in a second worker thread as the engine yields each
-    segment (:func:`word_aligner`); :func:`refine_word_timing` then only
+    segment (:func:`transcribe_timed`); :func:`refine_word_timing` then only
     collects it and runs the pause pass.  Both stages read the same decoded *audio*; diarization runs in a worker
     thread while the engine decodes (CTranslate2 and torch release the GIL),
     so speakers cost little more than the transcript alone.  Returns
@@ -240,8 +267,6 @@ def transcribe_and_diarize(
     themselves (AssemblyAI) are not diarized locally.
     """
     from concurrent.futures import ThreadPoolExecutor
-
-    from .transcribe import transcribe
 
     timings: dict[str, float] = {}
     local = options.engine in LOCAL_ENGINES
@@ -260,29 +285,21 @@ def transcribe_and_diarize(
 
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidtrans-diarize")
         future = pool.submit(diarize_job)
-    aligner = word_aligner(audio, options)
     try:
-        t0 = time.perf_counter()
-        transcript = transcribe(
-            engine_input, topts,
+        # word timing (what the aligner has not done yet) runs while diarization may still be going
+        transcript, stage_times = transcribe_timed(
+            engine_input, audio, topts, options,
             progress=(lambda done, total: progress("transcribe", done, total)) if progress else None,
             source=str(engine_input) if isinstance(engine_input, (str, Path)) else None,
             models=models,
-            on_segment=aligner.submit if aligner is not None else None,
         )
-        timings["transcribe"] = time.perf_counter() - t0
-        # word timing (what the aligner has not done yet) runs while diarization may still be going
-        transcript, seconds = refine_word_timing(transcript, audio, options, aligner)
-        if seconds is not None:
-            timings["word_timing"] = seconds
+        timings.update(stage_times)
         diarization = None
         if future is not None:
             t0 = time.perf_counter()
             diarization, timings["diarize"] = future.result()
             timings["diarize_wait"] = time.perf_counter() - t0
     finally:
-        if aligner is not None:
-            aligner.close()
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
     if options.diarize and not local and not transcript.speaker_turns and transcript.segments:

@@ -343,24 +343,17 @@ class _ItemRun:
 
     # -- transcribe ---------------------------------------------------------------
     def transcribe(self, audio_hash: str) -> tuple[str, Transcript | None]:
-        from .pipeline import LOCAL_ENGINES, refine_word_timing, transcribe_options, word_aligner
+        from .pipeline import LOCAL_ENGINES, transcribe_options, transcribe_timed
 
         path = self.dir.file(TRANSCRIPT)
         result: list[Transcript] = []
 
         def compute() -> dict[str, Any]:
-            from .transcribe import transcribe
-
             opts = self.options
             engine_input: Any = self.audio() if opts.engine in LOCAL_ENGINES else self.media.audio_path
-            aligner = word_aligner(engine_input, opts)  # same word timing as pipeline.run, aligned while decoding
-            try:
-                t = transcribe(engine_input, transcribe_options(opts), source=self.source, models=self.models,
-                               on_segment=aligner.submit if aligner is not None else None)
-                t, _ = refine_word_timing(t, self.audio(), opts, aligner)
-            finally:
-                if aligner is not None:
-                    aligner.close()
+            # same transcription and word timing as pipeline.run
+            t, _ = transcribe_timed(engine_input, self.audio(), transcribe_options(opts), opts, source=self.source,
+                                    models=self.models)
             t = t.replace(media=self.media, duration=t.duration or self.media.duration)
             t.save(path)
             result.append(t)
