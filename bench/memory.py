@@ -19,6 +19,7 @@ peak RSS (``ru_maxrss``) is its own:
 
     .venv/bin/python bench/memory.py                # decode, vad, features, 3 min of transcription
     .venv/bin/python bench/memory.py --full --model tiny.en
+    .venv/bin/python bench/memory.py --stages transcribe --repeats 240 --num-workers 1   # one decoder
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +63,7 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def stage(name: str, path: str, model: str, minutes: float | None, q) -> None:
+def stage(name: str, path: str, model: str, minutes: float | None, workers: int, q) -> None:
     # no torch here: vidtrans's default path (faster-whisper + onnxruntime diarization) never imports it,
     # and torch alone adds ~200 MB of RSS that a real run does not have
     import numpy as np
@@ -91,14 +93,16 @@ def stage(name: str, path: str, model: str, minutes: float | None, q) -> None:
         opts = PipelineOptions(model=model)
         audio = _load(path)
         try:
-            transcript, diarization, timings = transcribe_and_diarize(audio, audio, transcribe_options(opts), opts, progress)
+            topts = transcribe_options(opts)
+            topts = replace(topts, extra={**topts.extra, "num_workers": workers})
+            transcript, diarization, timings = transcribe_and_diarize(audio, audio, topts, opts, progress)
             info = {"speakers": len(diarization.speakers), "audio_done_s": round(transcript.duration or 0, 1)}
         except _Enough:
             info = {"stopped_after_diarization": True, "audio_transcribed_s": round(state["done"], 1)}
     elif name == "transcribe":
         from vidtrans.transcribe import TranscribeOptions, stream
 
-        s = stream(path, TranscribeOptions(model=model))
+        s = stream(path, TranscribeOptions(model=model, extra={"num_workers": workers}))
         n = 0
         last = 0.0
         for seg in s:
@@ -140,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="base")
     ap.add_argument("--minutes", type=float, default=3.0, help="stop transcribing after this much wall time")
     ap.add_argument("--full", action="store_true", help="transcribe the whole file")
+    ap.add_argument("--num-workers", type=int, default=0,
+                    help="faster-whisper decoders side by side (0 = the engine's choice, 1 = one decoder)")
     ap.add_argument("--stages", default="decode,decode+vad,fw-features,transcribe,pipeline")
     a = ap.parse_args(argv)
 
@@ -148,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'stage':14s} {'peak RSS MB':>12s} {'(python+imports)':>17s} {'seconds':>8s}  details")
     worst = 0.0
     for name in a.stages.split(","):
-        r = run(name, str(path), a.model, None if a.full else a.minutes)
+        r = run(name, str(path), a.model, None if a.full else a.minutes, a.num_workers)
         if "error" in r:
             print(f"{name:14s} {r['error']}")
             continue

@@ -196,11 +196,105 @@ def test_batched_wer_close_to_sequential_on_continuous_verse(sonnet, models):
     53 s VAD region, 13.9 % (fails).  Batched decoding has no previous-text prompt, hence the gap.
     """
     audio, reference = sonnet
-    seq = transcribe(audio, TranscribeOptions(model="base", language="en"), models=models)
+    seq = transcribe(audio, TranscribeOptions(model="base", language="en", extra={"num_workers": 1}), models=models)
     bat = transcribe(audio, TranscribeOptions(model="base", language="en", extra={"batch_size": 8}), models=models)
     w_seq, w_bat = _wer(reference, seq.text), _wer(reference, bat.text)
     assert w_bat <= w_seq + 0.025, (w_seq, w_bat, bat.text)
     assert bat.words and all(a.start <= b.start for a, b in zip(bat.words, bat.words[1:]))
+
+
+# --------------------------------------------------------------------------- pieces side by side
+def test_worker_plan_gives_each_cpu_thread_its_own_decoder_for_minutes_of_speech():
+    cpu = lambda n: local.DeviceChoice("cpu", "int8", n)  # noqa: E731
+    assert local.worker_plan(cpu(2), duration=60.0) == (2, 1)
+    assert local.worker_plan(cpu(8), duration=300.0) == (4, 2)
+    assert local.worker_plan(cpu(1), duration=60.0) == (1, 1)  # a batch worker with one thread: no pieces
+    # one decoder on every thread: one 30 s window, over 30 minutes (memory), unknown length, forced, GPU
+    assert local.worker_plan(cpu(2), duration=25.0) == (1, 2)
+    assert local.worker_plan(cpu(2), duration=7200.0) == (1, 2)
+    assert local.worker_plan(cpu(2)) == (1, 2)
+    assert local.worker_plan(cpu(8), requested=1, duration=60.0) == (1, 8)
+    assert local.worker_plan(cpu(2), requested=2, duration=7200.0) == (2, 1)
+    assert local.worker_plan(local.DeviceChoice("cuda", "float16", 8), duration=60.0) == (1, 8)
+    with pytest.raises(Exception):
+        local.worker_plan(cpu(2), requested=-1)
+
+
+def test_split_points_cut_in_the_longest_nearby_pause():
+    pauses = [(10.0, 10.5), (24.0, 24.8), (27.0, 27.4), (50.0, 51.0)]
+    # 60 s, 2 workers: 2 pieces; pauses within 7.5 s of 30 s: the longer one wins over the nearer
+    assert local.split_points(60.0, pauses, 2) == [24.4]
+    # 5 minutes, pauses every 10 s: 4 pieces (a multiple of the workers, <= 120 s each), cut near 75/150/225 s
+    every = [(t, t + 0.4) for t in np.arange(5.0, 300.0, 10.0)]
+    cuts = local.split_points(300.0, every, 2)
+    assert len(cuts) == 3 and all(abs(c - t) <= 5.0 for c, t in zip(cuts, (75.0, 150.0, 225.0))), cuts
+    assert all(any(a < c < b for a, b in every) for c in cuts)
+    assert local.split_points(60.0, [(2.0, 3.0)], 2) == []  # no pause near the middle: one piece
+    assert local.split_points(29.0, pauses, 2) == []  # one 30 s window decodes it
+    assert local.split_points(60.0, pauses, 1) == []
+
+
+@pytest.fixture(scope="module")
+def sample_twice(sample_wav):
+    """One minute of two-speaker telephone speech (pyannote's sample twice) and its reference."""
+    one = load_audio(sample_wav)
+    return np.concatenate([one, one])
+
+
+@pytest.mark.slow
+def test_pieces_side_by_side_agree_with_one_decoder(sample_twice, sample_reference_text, models):
+    """Two one-thread workers on pieces cut at a pause give the single decoder's text, in time order."""
+    audio = sample_twice
+    reference = " ".join([sample_reference_text] * 2)
+    one = transcribe(audio, TranscribeOptions(model="tiny.en", cpu_threads=2, extra={"num_workers": 1}), models=models)
+    two = transcribe(audio, TranscribeOptions(model="tiny.en", cpu_threads=2, extra={"num_workers": 2}), models=models)
+    assert len(one.insights["pieces"]) == 1 and two.insights["workers"] == 2
+    pieces = two.insights["pieces"]
+    assert len(pieces) == 2 and pieces[0][0] == 0.0 and pieces[-1][1] == pytest.approx(60.0, abs=0.1)
+    assert _wer(one.text, two.text) <= 0.15, (one.text, two.text)
+    assert _wer(reference, two.text) <= _wer(reference, one.text) + 0.05
+    words = two.words
+    assert words and all(a.start <= b.start for a, b in zip(words, words[1:]))  # absolute times, in order
+    cut = pieces[0][1]
+    assert any(w.start > cut + 5 for w in words) and any(w.end < cut - 5 for w in words)
+    rms = lambda x: float(np.sqrt(np.mean(x**2)) + 1e-9)  # noqa: E731
+    c = int(cut * SAMPLE_RATE)  # the cut lies in a pause, far below the level of the speech
+    assert rms(audio[c - 800 : c + 800]) < 0.1 * rms(audio), (cut, rms(audio[c - 800 : c + 800]), rms(audio))
+    assert not any(w.start < cut < w.end for w in words)
+
+
+@pytest.mark.slow
+def test_an_error_in_a_later_piece_reaches_the_reader_and_stops_the_workers(sample_twice, models, monkeypatch):
+    import threading
+
+    audio = sample_twice
+    start = audio.__array_interface__["data"][0]
+    original = local._Decoder.segments
+
+    def failing(self, first, language):
+        if self.samples.__array_interface__["data"][0] != start:  # every piece but the first
+            raise local.LocalEngineError("decoder crashed")
+        yield from original(self, first, language)
+
+    monkeypatch.setattr(local._Decoder, "segments", failing)
+    stream = local.faster_whisper_engine(audio, TranscribeOptions(model="tiny.en", cpu_threads=2, extra={"num_workers": 2}),
+                                         models=models)
+    got = []
+    with pytest.raises(local.LocalEngineError, match="decoder crashed"):
+        for seg in stream:
+            got.append(seg)
+    assert got and all(s.end <= stream.insights["pieces"][0][1] + 0.5 for s in got)  # the first piece came through
+    assert not [t for t in threading.enumerate() if t.name.startswith("vidtrans-decode")]
+
+
+@pytest.mark.slow
+def test_pieces_side_by_side_keep_the_wer_on_continuous_verse(sonnet, models):
+    """Base, beam 5, the 53 s sonnet cut once at a pause: WER no worse than one decoder's (8.0 vs 8.9 % measured)."""
+    audio, reference = sonnet
+    one = transcribe(audio, TranscribeOptions(model="base", language="en", cpu_threads=2, extra={"num_workers": 1}), models=models)
+    two = transcribe(audio, TranscribeOptions(model="base", language="en", cpu_threads=2, extra={"num_workers": 2}), models=models)
+    assert len(two.insights["pieces"]) == 2
+    assert _wer(reference, two.text) <= _wer(reference, one.text) + 0.005, two.text
 
 
 # --------------------------------------------------------------------------- memory
