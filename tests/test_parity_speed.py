@@ -204,20 +204,24 @@ def test_batched_wer_close_to_sequential_on_continuous_verse(sonnet, models):
 
 
 # --------------------------------------------------------------------------- pieces side by side
-def test_worker_plan_gives_each_cpu_thread_its_own_decoder_for_minutes_of_speech():
+def test_worker_plan_shares_the_threads_among_the_workers():
     cpu = lambda n: local.DeviceChoice("cpu", "int8", n)  # noqa: E731
-    assert local.worker_plan(cpu(2), duration=60.0) == (2, 1)
-    assert local.worker_plan(cpu(8), duration=300.0) == (4, 2)
-    assert local.worker_plan(cpu(1), duration=60.0) == (1, 1)  # a batch worker with one thread: no pieces
-    # one decoder on every thread: one 30 s window, over 30 minutes (memory), unknown length, forced, GPU
-    assert local.worker_plan(cpu(2), duration=25.0) == (1, 2)
-    assert local.worker_plan(cpu(2), duration=7200.0) == (1, 2)
-    assert local.worker_plan(cpu(2)) == (1, 2)
-    assert local.worker_plan(cpu(8), requested=1, duration=60.0) == (1, 8)
-    assert local.worker_plan(cpu(2), requested=2, duration=7200.0) == (2, 1)
-    assert local.worker_plan(local.DeviceChoice("cuda", "float16", 8), duration=60.0) == (1, 8)
-    with pytest.raises(Exception):
-        local.worker_plan(cpu(2), requested=-1)
+    assert local.worker_plan(cpu(2)) == (1, 2)  # default: plain faster-whisper's one decoder on every thread
+    assert local.worker_plan(cpu(2), 2) == (2, 1)
+    assert local.worker_plan(cpu(8), 4) == (4, 2)
+    assert local.worker_plan(cpu(1), 2) == (2, 1)
+    for bad in (0, -1):
+        with pytest.raises(Exception, match="num_workers"):
+            local.worker_plan(cpu(2), bad)
+
+
+def test_decode_workers_flag_reaches_the_engine():
+    from vidtrans.cli import _pipeline_options, build_parser
+    from vidtrans.pipeline import transcribe_options
+
+    assert "num_workers" not in transcribe_options(_pipeline_options(build_parser().parse_args(["run", "x.wav"]))).extra
+    opts = _pipeline_options(build_parser().parse_args(["run", "x.wav", "--decode-workers", "2", "--batch-size", "1"]))
+    assert opts.decode_workers == 2 and transcribe_options(opts).extra == {"num_workers": 2, "batch_size": 1}
 
 
 def test_split_points_cut_in_the_longest_nearby_pause():
@@ -232,6 +236,7 @@ def test_split_points_cut_in_the_longest_nearby_pause():
     assert local.split_points(60.0, [(2.0, 3.0)], 2) == []  # no pause near the middle: one piece
     assert local.split_points(29.0, pauses, 2) == []  # one 30 s window decodes it
     assert local.split_points(60.0, pauses, 1) == []
+    assert local.piece_count(7200.0, 2) == 60 and local.piece_count(60.0, 1) == 1
 
 
 @pytest.fixture(scope="module")

@@ -81,6 +81,10 @@ def _add_transcribe_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", dest="batch_size", type=int, default=0,
                    help="faster-whisper: 0 = auto (sequential on CPU, batched on GPU), 1 = sequential, "
                         "N = batched over speech chunks (faster on CPU too, slightly different text)")
+    p.add_argument("--decode-workers", dest="decode_workers", type=int, default=1,
+                   help="faster-whisper: N > 1 cuts inputs of 30 s - 30 min at pauses into pieces that N "
+                        "decoders of threads/N threads decode side by side (faster on 2 shared cores; "
+                        "each piece starts without the previous text as a prompt)")
 
 
 def _add_diarize_flags(p: argparse.ArgumentParser) -> None:
@@ -115,6 +119,7 @@ def _pipeline_options(args: argparse.Namespace):
         compute_type=args.compute_type,
         cpu_threads=args.cpu_threads,
         batch_size=args.batch_size,
+        decode_workers=args.decode_workers,
         diarize=args.diarize,
         diarize_backend=args.diarize_backend,
         num_speakers=args.num_speakers,

@@ -59,6 +59,10 @@ class PipelineOptions:
     #: 1 = sequential (plain faster-whisper's text), N > 1 = batched over VAD chunks (faster, no
     #: previous-text prompt; see bench/README.md)
     batch_size: int = 0
+    #: faster-whisper decoders side by side: N > 1 cuts an input of 30 s - 30 min at pauses into
+    #: pieces decoded by N workers of cpu_threads / N threads (faster on 2 shared cores; each piece
+    #: starts unprompted, see bench/README.md); 1 = one decoder on every thread
+    decode_workers: int = 1
     #: label who spoke when (offline backend by default)
     diarize: bool = True
     #: diarization backend: "local" (offline) or "pyannote" (needs HF_TOKEN)
@@ -156,8 +160,18 @@ def transcribe_options(options: PipelineOptions):
         key_terms=tuple(options.key_terms),
         # engines that label speakers themselves (AssemblyAI) then skip local diarization
         speaker_labels=options.diarize,
-        extra={"batch_size": options.batch_size} if options.batch_size and options.engine == "faster-whisper" else {},
+        extra=_faster_whisper_extra(options) if options.engine == "faster-whisper" else {},
     )
+
+
+def _faster_whisper_extra(options: PipelineOptions) -> dict[str, int]:
+    """The engine options :class:`PipelineOptions` sets beyond faster-whisper's defaults."""
+    extra = {}
+    if options.batch_size:
+        extra["batch_size"] = options.batch_size
+    if options.decode_workers != 1:
+        extra["num_workers"] = options.decode_workers
+    return extra
 
 
 def diarize_options(options: PipelineOptions, threads: int = 0):

@@ -16,19 +16,16 @@
 * yields :class:`vidtrans.schema.Segment` objects as faster-whisper decodes
   them, words keeping the model's own spacing (``" self"``, ``"-love"``).
 
-**Ordinary speech decodes as plain faster-whisper decodes it**: the
+**Ordinary speech decodes exactly as plain faster-whisper decodes it**: the
 decoding options are faster-whisper's defaults (beam 5, temperature fallback,
-no ``hallucination_silence_threshold``, no VAD filter).  On CPU an input longer
-than ``min_split_seconds`` is cut at pauses into a few pieces that
-CTranslate2 workers of one thread each decode side by side
-(:func:`split_points`, :func:`worker_plan`): on 2 cores two single-threaded
-decoders finish a minute of speech 1.4-3.6x sooner than one decoder on two
-threads, at the same or lower WER (``bench/speed.py``); each piece is decoded
-exactly as faster-whisper decodes a file, the previous-text prompt restarting
-at each cut.  A single input (``num_workers=1``, or short inputs) goes to the
-model in one call (long inputs get a block-wise but equal log-mel
-spectrogram, :mod:`._features`).  The guards act only where they detect
-trouble:
+no ``hallucination_silence_threshold``, no VAD filter), the whole input goes
+to the model in one call (long inputs get a block-wise but equal log-mel
+spectrogram, :mod:`._features`, instead of being cut into pieces).  With
+``num_workers`` > 1 (``vidtrans run --decode-workers N``) an input of
+``min_split_seconds`` to ``max_split_seconds`` is instead cut at pauses into
+pieces that workers of ``cpu_threads / N`` threads decode side by side
+(:func:`split_points`, :func:`worker_plan`), each piece as faster-whisper
+decodes a file.  The guards act only where they detect trouble:
 
 * no speech: an energy gate and a Silero-VAD gate (no speech anywhere -> no
   decoding at all, no words);
@@ -116,15 +113,15 @@ EXTRA_OPTIONS: dict[str, Any] = {
     "batch_chunk_seconds": 30.0,
     #: ... joining neighbours separated by less than this pause (s)
     "batch_max_gap": 2.0,
-    # -- decoding side by side on CPU ----------------------------------------------
-    #: CTranslate2 workers, each with cpu_threads / num_workers threads, decoding pieces of the
-    #: input side by side (0 = one per CPU thread, up to 4, on CPU; 1 on a GPU, which batches)
-    "num_workers": 0,
+    # -- decoding side by side ------------------------------------------------------
+    #: CTranslate2 workers, each with cpu_threads / num_workers threads; more than one decode
+    #: pieces of the input side by side (see worker_plan: faster on 2 shared cores, not the default)
+    "num_workers": 1,
     #: inputs longer than this (s) are cut at pauses into pieces decoded side by side ...
     "min_split_seconds": 30.0,
     #: ... each piece about this long at most (s); the count is a multiple of the workers
     "piece_seconds": 120.0,
-    #: ... and inputs longer than this (s) keep one decoder on every thread (memory, see worker_plan)
+    #: ... and inputs longer than this (s) are decoded whole (each worker's memory adds up)
     "max_split_seconds": 1800.0,
 }
 
@@ -208,34 +205,25 @@ def choose_device(device: str = "auto", compute_type: str = "default", cpu_threa
 
 
 # --------------------------------------------------------------------------- batching
-def worker_plan(choice: DeviceChoice, requested: int = 0, duration: float | None = None,
-                cfg: dict[str, Any] | None = None) -> tuple[int, int]:
-    """(CTranslate2 workers, threads per worker) for decoding an input of *duration* seconds.
+def worker_plan(choice: DeviceChoice, requested: int = 1) -> tuple[int, int]:
+    """(CTranslate2 workers, threads per worker): *requested* workers sharing *choice*'s threads.
 
-    On CPU an input longer than ``min_split_seconds`` and at most
-    ``max_split_seconds`` gets one worker per thread (at most 4, the rest of
-    the threads shared among them), each decoding pieces of it: the OpenMP
-    threads of one decoder wait for each other at every step, and measured on
-    this project's 2-core machine (``bench/speed.py``, base, beam 5) two
-    one-thread decoders on two pieces finished 53-113 s of speech 1.9x sooner
-    than one two-thread decoder, with the same or lower WER.  Each worker
-    holds its own working memory (~220 MB more for a second base decoder), so
-    longer inputs, whose samples and diarization already fill the memory
-    budget, keep one decoder on every thread, as do short inputs (one 30 s
-    window), unknown durations and GPUs (batching is faster there).
-    *requested* > 0 forces that many workers.
+    One worker (the default) is plain faster-whisper's single decoder on every
+    thread.  More workers decode pieces of an input side by side, one piece
+    per worker (:func:`split_points`): the OpenMP threads of one decoder wait
+    for each other at every step (and for a vCPU the host has descheduled),
+    so on this project's shared 2-core machine two one-thread workers
+    finished the 53 s sonnet and 113 s of read speech 1.5-2x sooner than one
+    two-thread decoder.  Not the default: each piece starts without the
+    previous text as a prompt, and on a 4-minute file with telephone speech
+    a piece fell into temperature fallbacks (WER 8-9 % -> 11-13 %, twice the
+    CPU; ``bench/speed.py``).  Each extra worker holds ~220 MB of working
+    memory (base).
     """
-    cfg = {**EXTRA_OPTIONS, **(cfg or {})}
-    if requested < 0:
-        raise ConfigurationError(f"num_workers must be >= 0, got {requested}")
+    if requested is None or requested < 1:
+        raise ConfigurationError(f"num_workers must be >= 1, got {requested!r}")
     threads = max(1, choice.cpu_threads)
-    if requested:
-        return requested, max(1, threads // requested)
-    if (choice.device == "cuda" or duration is None or duration <= float(cfg["min_split_seconds"])
-            or duration > float(cfg["max_split_seconds"])):
-        return 1, threads
-    workers = min(4, threads)
-    return workers, max(1, threads // workers)
+    return requested, max(1, threads // requested)
 
 
 def piece_count(duration: float, workers: int, piece_seconds: float = 120.0, min_split_seconds: float = 30.0) -> int:
@@ -349,12 +337,11 @@ def load_model(path: str, device: str, compute_type: str, cpu_threads: int, num_
         raise ModelError(f"cannot load Whisper model from {path} on {device}/{compute_type}: {exc}") from exc
 
 
-def get_model(options: TranscribeOptions, models=None, duration: float | None = None):
+def get_model(options: TranscribeOptions, models=None):
     """Resolve and load the model *options* names, returning ``(WhisperModel, path, DeviceChoice)``.
 
-    The model has :func:`worker_plan`'s workers and threads per worker for
-    an input of *duration* seconds (``choice.cpu_threads`` stays the whole
-    thread budget).  *models* is a
+    The model has :func:`worker_plan`'s workers and threads per worker
+    (``choice.cpu_threads`` stays the whole thread budget).  *models* is a
     caller-owned :class:`vidtrans.models.ModelCache`; without one the model
     is loaded for this call only.
     """
@@ -362,8 +349,7 @@ def get_model(options: TranscribeOptions, models=None, duration: float | None = 
 
     path = resolve_model(options.model)
     choice = choose_device(options.device, options.compute_type, options.cpu_threads)
-    workers, threads = worker_plan(choice, int(options.extra.get("num_workers", EXTRA_OPTIONS["num_workers"])),
-                                   duration, options.extra)
+    workers, threads = worker_plan(choice, int(options.extra.get("num_workers", EXTRA_OPTIONS["num_workers"])))
     key = ("faster-whisper", str(path), choice.device, choice.compute_type, threads, workers)
     cache = models if models is not None else ModelCache()
     model = cache.get(key, lambda: load_model(str(path), choice.device, choice.compute_type, threads, workers))
@@ -792,7 +778,7 @@ def faster_whisper_engine(audio: Any, options: TranscribeOptions | None = None, 
         raise ConfigurationError(f"task must be 'transcribe' or 'translate', got {options.task!r}")
     samples = as_samples(audio)
     duration = samples.size / SAMPLE_RATE
-    model, path, choice = get_model(options, models, duration)
+    model, path, choice = get_model(options, models)
     model_name = str(options.model)
     language = options.language
     if language is not None:
@@ -822,9 +808,10 @@ def faster_whisper_engine(audio: Any, options: TranscribeOptions | None = None, 
         if not regions:
             return empty("voice activity detector found no speech")
 
-    workers, _ = worker_plan(choice, int(cfg["num_workers"] or 0), duration, cfg)
+    workers, _ = worker_plan(choice, int(cfg["num_workers"]))
     cuts = []
-    pieces = piece_count(duration, workers, float(cfg["piece_seconds"]), float(cfg["min_split_seconds"]))
+    pieces = 1 if duration > float(cfg["max_split_seconds"]) else piece_count(
+        duration, workers, float(cfg["piece_seconds"]), float(cfg["min_split_seconds"]))
     if batch <= 1 and pieces > 1:
         cuts = split_points(duration, _pauses(samples, pieces), workers, float(cfg["piece_seconds"]),
                             float(cfg["min_split_seconds"]))
