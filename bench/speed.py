@@ -6,6 +6,7 @@ CPU seconds from ``wait4``):
 ``vidtrans``          ``python -m vidtrans.cli run FILE`` with defaults (speakers on)
 ``vidtrans-nodiar``   the same with ``--no-diarize``
 ``vidtrans-batched``  ``--no-diarize --batch-size 8`` (batched decoding over VAD chunks on CPU too)
+``vidtrans-workers``  ``--no-diarize --decode-workers 2`` (pieces cut at pauses, two one-thread decoders)
 ``faster-whisper``    plain faster-whisper: ``WhisperModel(dir, device="cpu", compute_type="int8")``
                       then ``transcribe(FILE, beam_size=5, word_timestamps=True)``, text written out
 ``openai-whisper``    plain openai-whisper on the same weights (the packaged CTranslate2 model
@@ -48,7 +49,7 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
 
 import asr  # noqa: E402  (bench/asr.py: clips, references, normalisers)
 
-SYSTEMS = ("vidtrans", "vidtrans-nodiar", "vidtrans-batched", "faster-whisper", "openai-whisper")
+SYSTEMS = ("vidtrans", "vidtrans-nodiar", "vidtrans-batched", "vidtrans-workers", "faster-whisper", "openai-whisper")
 
 _PLAIN_FW = """
 import sys
@@ -125,13 +126,15 @@ def _duration(path: str) -> float:
 # --------------------------------------------------------------------------- one process
 def command(system: str, path: str, workdir: Path, text_out: Path) -> tuple[list[str], Path | None]:
     py = sys.executable
-    if system in ("vidtrans", "vidtrans-nodiar", "vidtrans-batched"):
+    if system in ("vidtrans", "vidtrans-nodiar", "vidtrans-batched", "vidtrans-workers"):
         out_dir = workdir / f"out-{system}"
         cmd = [py, "-m", "vidtrans.cli", "-q", "run", path, "--out", str(out_dir)]
-        if system in ("vidtrans-nodiar", "vidtrans-batched"):
+        if system != "vidtrans":
             cmd.append("--no-diarize")
         if system == "vidtrans-batched":
             cmd += ["--batch-size", "8"]
+        if system == "vidtrans-workers":
+            cmd += ["--decode-workers", "2"]
         return cmd, out_dir / (Path(path).stem + ".json")
     if system == "faster-whisper":
         from vidtrans.models import resolve_model
