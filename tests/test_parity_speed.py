@@ -227,16 +227,16 @@ def test_decode_workers_flag_reaches_the_engine():
 def test_split_points_cut_in_the_longest_nearby_pause():
     pauses = [(10.0, 10.5), (24.0, 24.8), (27.0, 27.4), (50.0, 51.0)]
     # 60 s, 2 workers: 2 pieces; pauses within 7.5 s of 30 s: the longer one wins over the nearer
-    assert local.split_points(60.0, pauses, 2) == [24.4]
+    assert local.split_points(60.0, pauses, local.piece_count(60.0, 2)) == [24.4]
     # 5 minutes, pauses every 10 s: 4 pieces (a multiple of the workers, <= 120 s each), cut near 75/150/225 s
     every = [(t, t + 0.4) for t in np.arange(5.0, 300.0, 10.0)]
-    cuts = local.split_points(300.0, every, 2)
+    cuts = local.split_points(300.0, every, local.piece_count(300.0, 2))
     assert len(cuts) == 3 and all(abs(c - t) <= 5.0 for c, t in zip(cuts, (75.0, 150.0, 225.0))), cuts
     assert all(any(a < c < b for a, b in every) for c in cuts)
-    assert local.split_points(60.0, [(2.0, 3.0)], 2) == []  # no pause near the middle: one piece
-    assert local.split_points(29.0, pauses, 2) == []  # one 30 s window decodes it
-    assert local.split_points(60.0, pauses, 1) == []
-    assert local.piece_count(7200.0, 2) == 60 and local.piece_count(60.0, 1) == 1
+    assert local.split_points(60.0, [(2.0, 3.0)], local.piece_count(60.0, 2)) == []  # no pause near the middle: one piece
+    assert local.piece_count(29.0, 2) == 1  # one 30 s window decodes it
+    assert local.piece_count(60.0, 1) == 1 and local.split_points(60.0, pauses, 1) == []
+    assert local.piece_count(7200.0, 2) == 60 and local.piece_count(7200.0, 2, max_split_seconds=1800.0) == 1
 
 
 @pytest.fixture(scope="module")

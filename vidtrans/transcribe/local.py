@@ -226,13 +226,19 @@ def worker_plan(choice: DeviceChoice, requested: int = 1) -> tuple[int, int]:
     return requested, max(1, threads // requested)
 
 
-def piece_count(duration: float, workers: int, piece_seconds: float = 120.0, min_split_seconds: float = 30.0) -> int:
+def piece_count(duration: float, workers: int, piece_seconds: float = 120.0, min_split_seconds: float = 30.0,
+                max_split_seconds: float = float("inf")) -> int:
     """How many pieces an input of *duration* seconds is cut into: a multiple of *workers*, each
-    at most about *piece_seconds*; 1 for a single worker or an input no longer than
-    *min_split_seconds* (one 30 s window decodes it)."""
-    if workers < 2 or duration <= min_split_seconds:
+    at most about *piece_seconds*; 1 for a single worker, an input no longer than
+    *min_split_seconds* (one 30 s window decodes it) or longer than *max_split_seconds*."""
+    if workers < 2 or duration <= min_split_seconds or duration > max_split_seconds:
         return 1
     return workers * int(np.ceil(duration / (workers * piece_seconds)))
+
+
+def _even_cuts(duration: float, pieces: int) -> list[float]:
+    """The cuts of *pieces* equal pieces."""
+    return [i * duration / pieces for i in range(1, pieces)]
 
 
 def _reach(duration: float, pieces: int) -> float:
@@ -240,21 +246,17 @@ def _reach(duration: float, pieces: int) -> float:
     return min(duration / pieces / 4, 15.0)
 
 
-def split_points(duration: float, pauses: list[tuple[float, float]], workers: int,
-                 piece_seconds: float = 120.0, min_split_seconds: float = 30.0) -> list[float]:
-    """Where to cut an input of *duration* seconds into pieces decoded side by side.
+def split_points(duration: float, pauses: list[tuple[float, float]], pieces: int) -> list[float]:
+    """Where to cut an input of *duration* seconds into *pieces* pieces (:func:`piece_count`).
 
-    *pauses* are (start, end) stretches without speech.  The input gets
-    :func:`piece_count` pieces; every cut is the middle of the longest pause
-    within a quarter piece (at most 15 s) of the even cut, a nearer pause
-    winning ties, so no word is cut in two.  No pause there: no cut (that
-    piece is longer).
+    *pauses* are (start, end) stretches without speech.  Every cut is the
+    middle of the longest pause within a quarter piece (at most 15 s) of the
+    even cut, a nearer pause winning ties, so no word is cut in two.  No
+    pause there: no cut (that piece is longer).
     """
-    n = piece_count(duration, workers, piece_seconds, min_split_seconds)
-    reach = _reach(duration, n)
+    reach = _reach(duration, pieces)
     cuts: list[float] = []
-    for i in range(1, n):
-        ideal = i * duration / n
+    for ideal in _even_cuts(duration, pieces):
         near = [(b - a, -abs((a + b) / 2 - ideal), (a + b) / 2) for a, b in pauses
                 if abs((a + b) / 2 - ideal) <= reach and b > a]
         if near:
@@ -273,8 +275,8 @@ def _pauses(samples: np.ndarray, pieces: int) -> list[tuple[float, float]]:
     duration = samples.size / SAMPLE_RATE
     reach = _reach(duration, pieces)
     out: list[tuple[float, float]] = []
-    for i in range(1, pieces):
-        a, b = max(0.0, i * duration / pieces - reach), min(duration, i * duration / pieces + reach)
+    for ideal in _even_cuts(duration, pieces):
+        a, b = max(0.0, ideal - reach), min(duration, ideal + reach)
         piece = samples[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)]
         regions = speech_regions(piece, {"min_silence_duration_ms": 300, "speech_pad_ms": 100})
         edges = [0.0, *(t for r in regions for t in r), b - a]
@@ -809,12 +811,9 @@ def faster_whisper_engine(audio: Any, options: TranscribeOptions | None = None, 
             return empty("voice activity detector found no speech")
 
     workers, _ = worker_plan(choice, int(cfg["num_workers"]))
-    cuts = []
-    pieces = 1 if duration > float(cfg["max_split_seconds"]) else piece_count(
-        duration, workers, float(cfg["piece_seconds"]), float(cfg["min_split_seconds"]))
-    if batch <= 1 and pieces > 1:
-        cuts = split_points(duration, _pauses(samples, pieces), workers, float(cfg["piece_seconds"]),
-                            float(cfg["min_split_seconds"]))
+    pieces = 1 if batch > 1 else piece_count(duration, workers, float(cfg["piece_seconds"]),
+                                             float(cfg["min_split_seconds"]), float(cfg["max_split_seconds"]))
+    cuts = split_points(duration, _pauses(samples, pieces), pieces) if pieces > 1 else []
     bounds = [0.0, *cuts, duration]
     lock = threading.Lock()
     decoders = [_Decoder(model, samples[int(round(a * SAMPLE_RATE)) : int(round(b * SAMPLE_RATE))], options, cfg,
