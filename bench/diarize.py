@@ -193,10 +193,11 @@ def objective(rows: list[dict], oracle: list[dict] = ()) -> float:
     return float(j)
 
 
-def hearing(f, ref, item, min_local: float = 0.5) -> str:
+def hearing(f, ref, item, min_local: float = 0.5) -> tuple[str, list[float]]:
     """One clip's line: the most local speakers segmentation-3.0 hears in one 10 s chunk (each talking
     ``min_local`` s or more), and per reference speaker: seconds talked, seconds alone, and seconds where
-    the model's speaker count reaches the number of people talking (the speech it can attribute at all)."""
+    the model's speaker count reaches the number of people talking (the speech it can attribute at all).
+    Also returns those "heard" seconds per reference speaker (for :func:`count_ceiling`)."""
     step = float(f.rel[1] - f.rel[0]) if len(f.rel) > 1 else f.grid.step
     most = max((int(((seg.sum(axis=1) * step) >= min_local).sum(axis=1).max()) for _, seg in f.chunks if len(seg)),
                default=0)
@@ -208,12 +209,27 @@ def hearing(f, ref, item, min_local: float = 0.5) -> str:
         act[spk.index(x.speaker)] |= (t >= x.start) & (t < x.end)
     n_ref = act.sum(0)
     cnt = f.count[np.clip(f.grid.index(t), 0, len(f.count) - 1)] if len(f.count) else np.zeros(len(t))
-    parts = []
+    parts, heard = [], []
     for i in np.argsort(-act.sum(1)):
         a = act[i]
-        parts.append(f"{a.sum() * 0.01:.1f}/{(a & (n_ref == 1)).sum() * 0.01:.1f}/{(a & (cnt >= n_ref)).sum() * 0.01:.1f}")
-    return (f"{item['name']:30} true {item['speakers']}  most local speakers in one chunk: {most}  "
+        heard.append(float((a & (cnt >= n_ref)).sum() * 0.01))
+        parts.append(f"{a.sum() * 0.01:.1f}/{(a & (n_ref == 1)).sum() * 0.01:.1f}/{heard[-1]:.1f}")
+    line = (f"{item['name']:30} true {item['speakers']}  most local speakers in one chunk: {most}  "
             f"per person talk/alone/heard s: {'  '.join(parts)}")
+    return line, heard
+
+
+def count_ceiling(heard: dict[str, list[float]], min_seconds: float) -> tuple[int, int, dict[str, int]]:
+    """The speaker count a clustering of this segmentation output can reach without splitting voices it
+    hears as one: a person counts only when the model's speaker count covers at least *min_seconds* of
+    their speech (the shipped minimum speaker size); everyone else talks only where the model hears fewer
+    voices than there are, so finding them means inventing a voice the model did not hear -- which is what
+    splits monologues.  Returns (clips whose exact count is reachable, the smallest possible worst miss,
+    reachable count per clip)."""
+    reach = {name: sum(h >= min_seconds for h in hs) for name, hs in heard.items()}
+    exact = sum(reach[n] == len(hs) for n, hs in heard.items())
+    worst = max((len(hs) - reach[n] for n, hs in heard.items()), default=0)
+    return exact, worst, reach
 
 
 # --------------------------------------------------------------------------- the peer recipe
@@ -370,9 +386,16 @@ def accuracy(args) -> None:
     print(f"parameter sets chosen across folds: { {str(combos[c]): chosen.count(c) for c in set(chosen)} }\n")
 
     print("WHAT THE SEGMENTATION MODEL HEARS (the limit of any count built on it)")
+    heard = {}
     for it in its:
         if it["kind"] == "ami":
-            print(hearing(feats[it["name"]], refs[it["name"]], it), flush=True)
+            line, heard[it["name"]] = hearing(feats[it["name"]], refs[it["name"]], it)
+            print(line, flush=True)
+    if heard:
+        exact, worst, reach = count_ceiling(heard, ClusterParams().min_speaker_seconds)
+        print(f"count ceiling (a person counts when heard >= {ClusterParams().min_speaker_seconds} s): exact "
+              f"reachable on {exact} of {len(heard)} AMI clips, worst miss at least {worst}; reachable per clip "
+              + ", ".join(f"{n.removeprefix('ami_')} {reach[n]}/{len(heard[n])}" for n in heard))
     print()
 
     # shipped defaults and the oracle count
