@@ -19,7 +19,7 @@ peak RSS (``ru_maxrss``) is its own:
 
     .venv/bin/python bench/memory.py                # decode, vad, features, 3 min of transcription
     .venv/bin/python bench/memory.py --full --model tiny.en
-    .venv/bin/python bench/memory.py --stages transcribe --repeats 240 --num-workers 1   # one decoder
+    .venv/bin/python bench/memory.py --stages transcribe --repeats 240 --num-workers 2   # two decoders side by side
 """
 
 from __future__ import annotations
@@ -94,7 +94,8 @@ def stage(name: str, path: str, model: str, minutes: float | None, workers: int,
         audio = _load(path)
         try:
             topts = transcribe_options(opts)
-            topts = replace(topts, extra={**topts.extra, "num_workers": workers})
+            if workers:
+                topts = replace(topts, extra={**topts.extra, "num_workers": workers})
             transcript, diarization, timings = transcribe_and_diarize(audio, audio, topts, opts, progress)
             info = {"speakers": len(diarization.speakers), "audio_done_s": round(transcript.duration or 0, 1)}
         except _Enough:
@@ -102,7 +103,7 @@ def stage(name: str, path: str, model: str, minutes: float | None, workers: int,
     elif name == "transcribe":
         from vidtrans.transcribe import TranscribeOptions, stream
 
-        s = stream(path, TranscribeOptions(model=model, extra={"num_workers": workers}))
+        s = stream(path, TranscribeOptions(model=model, extra={"num_workers": workers} if workers else {}))
         n = 0
         last = 0.0
         for seg in s:
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=3.0, help="stop transcribing after this much wall time")
     ap.add_argument("--full", action="store_true", help="transcribe the whole file")
     ap.add_argument("--num-workers", type=int, default=0,
-                    help="faster-whisper decoders side by side (0 = the engine's choice, 1 = one decoder)")
+                    help="faster-whisper decoders side by side (0 = the engine's default, one decoder)")
     ap.add_argument("--stages", default="decode,decode+vad,fw-features,transcribe,pipeline")
     a = ap.parse_args(argv)
 
