@@ -99,11 +99,13 @@ def reference(item):
 # --------------------------------------------------------------------------- features (model work, cached)
 def features(item: dict, preset: str, cache: Path | None, runtime: str = "auto", threads: int = 1):
     from vidtrans.diarize import DiarizeOptions, _base, local
+    from vidtrans.diarize_models import resolve_runtime
 
     key = None
     if cache:
         st = Path(item["audio"]).stat()
-        sub = preset if runtime in ("auto", "onnx") else f"{preset}-{runtime}"
+        resolved = resolve_runtime(runtime, "cpu")  # "auto" is openvino where it is installed
+        sub = preset if resolved == "onnx" else f"{preset}-{resolved}"
         key = cache / sub / f"{item['name']}-{st.st_size}-{int(st.st_mtime)}.pkl"
         if key.exists():
             f = pickle.loads(key.read_bytes())
@@ -602,7 +604,7 @@ def main() -> None:
     ap.add_argument("--audio")
     ap.add_argument("--preset", default="accurate")
     ap.add_argument("--threads", type=int, default=1, help="model threads for the accuracy part (default 1)")
-    ap.add_argument("--runtime", default="auto", help="vidtrans model runtime: auto (onnx on CPU), onnx or torch")
+    ap.add_argument("--runtime", default="auto", help="vidtrans model runtime: auto (openvino on CPU when installed, else onnx), openvino, onnx or torch")
     ap.add_argument("--cache", default="", help="folder to keep model outputs per clip between runs")
     ap.add_argument("--repeats", type=int, default=2, help="speed runs per system and thread count")
     ap.add_argument("--skip-peer", action="store_true")

@@ -93,10 +93,11 @@ def check_environment(prepare_models: bool = False) -> list[Check]:
         checks.append(Check("offline models", False, f"{exc}", "pip install -r requirements.txt"))
     if prepare_models:
         try:  # convert the diarization models to ONNX now rather than on the first run
-            from .diarize_models import prepare
+            from .diarize_models import prepare, resolve_runtime
 
-            paths = prepare("onnx")
-            checks.append(Check("diarization models (onnx)", True, ", ".join(paths.values()), required=False))
+            paths = prepare("auto")
+            checks.append(Check(f"diarization models ({resolve_runtime('auto', 'cpu')})", True,
+                                ", ".join(paths.values()), required=False))
         except Exception as exc:  # noqa: BLE001 - diarization then falls back to torch
             checks.append(Check("diarization models (onnx)", False, f"{exc}",
                                 "pip install onnx (diarization runs on torch meanwhile)", required=False))

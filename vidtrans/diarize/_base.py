@@ -74,11 +74,12 @@ class DiarizeOptions:
     block_seconds: float = 600.0
     #: above this many embedding windows, cluster an evenly spaced subset and assign the rest
     max_cluster_points: int = 1500
-    #: CPU threads for the models: the onnx runtime's session threads (0 = every core), or torch's
+    #: CPU threads for the models: the openvino / onnx runtime's threads (0 = every core), or torch's
     #: threads during this call (restored afterwards; 0 = torch's current setting)
     num_threads: int = 0
-    #: local backend model runtime: "auto" (onnxruntime on CPU, torch on a GPU), "onnx" or "torch".
-    #: onnx converts the packaged weights once (cached) and then needs neither torch nor pyannote.audio
+    #: local backend model runtime: "auto" (OpenVINO on CPU when installed, else onnxruntime; torch
+    #: on a GPU), "openvino", "onnx" or "torch".  openvino and onnx convert the packaged weights to
+    #: ONNX once (cached) and then need neither torch nor pyannote.audio
     runtime: str = "auto"
 
     def validate(self) -> None:
@@ -98,8 +99,8 @@ class DiarizeOptions:
             raise ConfigurationError(f"threshold must be a cosine similarity in (0, 1], got {self.threshold}")
         if not isinstance(self.num_threads, int) or self.num_threads < 0:
             raise ConfigurationError(f"num_threads must be 0 (torch's setting) or a positive integer, got {self.num_threads!r}")
-        if self.runtime not in ("auto", "onnx", "torch"):
-            raise ConfigurationError(f"unknown diarization runtime {self.runtime!r}; choose one of: auto, onnx, torch")
+        if self.runtime not in ("auto", "openvino", "onnx", "torch"):
+            raise ConfigurationError(f"unknown diarization runtime {self.runtime!r}; choose one of: auto, openvino, onnx, torch")
         if self.block_seconds < 30:
             raise ConfigurationError(f"block_seconds must be at least 30, got {self.block_seconds}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):

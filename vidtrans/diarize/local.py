@@ -89,7 +89,7 @@ def analyze(src: _AudioSource, opts: DiarizeOptions, progress: ProgressCallback 
     runtime = resolve_runtime(opts.runtime, device)
     t_start = time.perf_counter()
     with _torch_threads(opts.num_threads, runtime):
-        threads = opts.num_threads if runtime == "onnx" else 0
+        threads = opts.num_threads if runtime in ("onnx", "openvino") else 0
         seg_model = load_segmentation(device, runtime, threads)
         embedder = load_embedding_model(device, runtime, threads)
         timings = {"load": time.perf_counter() - t_start, "segmentation": 0.0, "embedding": 0.0}
