@@ -240,8 +240,20 @@ def test_auto_runtime_falls_back_to_onnx_without_openvino(monkeypatch):
     if real("openvino") is not None:
         assert dm.resolve_runtime("auto", "cpu") == "openvino"
     assert dm.resolve_runtime("auto", "cuda") == "torch"
+    assert dm.resolve_runtime("auto", "cpu", duration=2 * 3600) == "onnx"  # memory on very long inputs
+    assert dm.resolve_runtime("openvino", "cpu", duration=2 * 3600) == "openvino"  # asked for: kept
     with pytest.raises(dm.DiarizationModelError, match="CPU only"):
         dm.resolve_runtime("openvino", "cuda")
+
+
+def test_auto_runtime_diarizes_long_inputs_on_onnxruntime(sample_wav, monkeypatch):
+    """An input over OPENVINO_MAX_SECONDS is diarized on onnxruntime under ``auto`` (here: the limit
+    lowered below the sample's 30 s), and the result says which runtime ran."""
+    pytest.importorskip("openvino")
+    assert dz.diarize(sample_wav, dz.DiarizeOptions(num_threads=1)).meta["runtime"] == "openvino"
+    monkeypatch.setattr(dm, "OPENVINO_MAX_SECONDS", 10.0)
+    d = dz.diarize(sample_wav, dz.DiarizeOptions(num_threads=1))
+    assert d.meta["runtime"] == "onnx" and d.speakers == ("Speaker 1", "Speaker 2")
 
 
 def test_auto_runtime_uses_onnx_when_openvino_does_not_load(monkeypatch):

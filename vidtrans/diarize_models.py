@@ -60,6 +60,10 @@ FBANK_LENGTH = 0.025
 #: fewer frames than this give unreliable CAM++ embeddings (0.4 s)
 MIN_EMBED_FRAMES = 40
 RUNTIMES = ("auto", "openvino", "onnx", "torch")
+#: ``auto`` runs inputs longer than this (s) on onnxruntime: OpenVINO holds ~120-150 MB more
+#: (compiled models, buffers per window length), and on a 2-hour file, whose samples alone are
+#: 440 MB, the whole run must stay under 1.5 GB (``bench/memory.py``); there speed matters less
+OPENVINO_MAX_SECONDS = 3600.0
 #: bump when the exported graphs change (invalidates cached .onnx files)
 _EXPORT_VERSION = 1
 _OPSET = 17
@@ -133,16 +137,18 @@ def import_pyannote_audio():
     return pyannote.audio
 
 
-def resolve_runtime(runtime: str, device: str) -> str:
+def resolve_runtime(runtime: str, device: str, duration: float | None = None) -> str:
     """``auto`` -> ``openvino`` on CPU when OpenVINO is installed, else ``onnx``; ``torch`` on a GPU
-    (the onnxruntime and OpenVINO runtimes here run on the CPU)."""
+    (the onnxruntime and OpenVINO runtimes here run on the CPU).  With the input's *duration* (s),
+    ``auto`` runs inputs over :data:`OPENVINO_MAX_SECONDS` on ``onnx`` (memory)."""
     if runtime not in RUNTIMES:
         raise DiarizationModelError(f"unknown diarization runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
     cpu = str(device).startswith("cpu")
     if runtime == "auto":
         if not cpu:
             return "torch"
-        return "openvino" if importlib.util.find_spec("openvino") is not None else "onnx"
+        long = duration is not None and duration > OPENVINO_MAX_SECONDS
+        return "openvino" if not long and importlib.util.find_spec("openvino") is not None else "onnx"
     if runtime in ("onnx", "openvino") and not cpu:
         raise DiarizationModelError(f"the {runtime} diarization runtime runs on the CPU only; got device {device!r}")
     return runtime
@@ -391,7 +397,7 @@ def _ov_compile(kind: str, threads: int):
     is converted again once, as for onnxruntime."""
     core = _ov_core()
     config = {"INFERENCE_PRECISION_HINT": openvino_precision(), "INFERENCE_NUM_THREADS": max(1, int(threads)),
-              "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"}
+              "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY", "CPU_RUNTIME_CACHE_CAPACITY": 0}
     graph = (lambda: onnx_model_path("segmentation")) if kind == "segmentation" else campplus_openvino_graph
     for attempt in range(2):
         path = graph()
@@ -520,9 +526,9 @@ class OpenVinoSegmentation(OnnxSegmentation):
     """segmentation-3.0's ONNX graph on OpenVINO (bfloat16 where the CPU has it, see the module doc)."""
 
     runtime = "openvino"
-    #: 8 chunks a run: 20 ms a chunk against 34-48 ms in pairs (bfloat16, 1 thread), for ~50 MB
-    #: more peak memory (OpenVINO plans its buffers; onnxruntime's pairs are there for memory)
-    batch_size = 8
+    #: 4 chunks a run: 30 ms a chunk against 34-48 ms in pairs and 20 ms in eights (bfloat16,
+    #: 1 thread); diarizing 20 minutes peaked at 814 / 828 / 856 MB with 2 / 4 / 8 (onnxruntime: 709)
+    batch_size = 4
 
     def __init__(self, threads: int = 0):
         self.compiled = _ov_compile("segmentation", threads or _default_threads())

@@ -86,12 +86,15 @@ def analyze(src: _AudioSource, opts: DiarizeOptions, progress: ProgressCallback 
 
     preset = _PRESETS[opts.preset]
     device = _resolve_device(opts.device)
-    runtime = resolve_runtime(opts.runtime, device)
+    runtime = resolve_runtime(opts.runtime, device, float(src.duration))
+    # "auto" stays "auto" for the loaders (a missing runtime falls back), unless the length chose onnx
+    load_as = opts.runtime if runtime == resolve_runtime(opts.runtime, device) else runtime
     t_start = time.perf_counter()
     with _torch_threads(opts.num_threads, runtime):
         threads = opts.num_threads if runtime in ("onnx", "openvino") else 0
-        seg_model = load_segmentation(device, runtime, threads)
-        embedder = load_embedding_model(device, runtime, threads)
+        seg_model = load_segmentation(device, load_as, threads)
+        embedder = load_embedding_model(device, load_as, threads)
+        runtime = seg_model.runtime
         timings = {"load": time.perf_counter() - t_start, "segmentation": 0.0, "embedding": 0.0}
         duration = float(src.duration)
         grid = FrameGrid.for_model(seg_model, duration)
