@@ -93,7 +93,10 @@ class LiveSpeakers:
         if embedder is None:
             from ..diarize_models import load_embedding_model
 
-            embedder = load_embedding_model("cpu", "auto", options.speaker_threads)
+            # onnxruntime's float32 embeddings: the online thresholds (speaker_threshold, ...) were set on
+            # them, and with OpenVINO's bfloat16 ones the pyannote sample's second voice was not found at
+            # real-time pace (tests/test_live.py); one 1.5 s window at a time costs little either way
+            embedder = load_embedding_model("cpu", "onnx", options.speaker_threads)
         self.embedder = embedder
         self.speakers: list[LiveSpeaker] = []
         for name, vec in (enroll_voices(options.enroll, embedder) if options.enroll else {}).items():
