@@ -524,7 +524,7 @@ class OnnxSegmentation(SegmentationModel):
         return self.session.run(None, {"waveform": chunks})[0]
 
 
-class OpenVinoSegmentation(OnnxSegmentation):
+class OpenVinoSegmentation(SegmentationModel):
     """segmentation-3.0's ONNX graph on OpenVINO (bfloat16 where the CPU has it, see the module doc)."""
 
     runtime = "openvino"
@@ -535,8 +535,8 @@ class OpenVinoSegmentation(OnnxSegmentation):
     def __init__(self, threads: int = 0):
         self.compiled = _ov_compile("segmentation", threads or _default_threads())
         meta = json.loads(onnx_model_path("segmentation").with_suffix(".json").read_text())
-        SegmentationModel.__init__(self, ReceptiveField(meta["frame_start"], meta["frame_duration"], meta["frame_step"]),
-                                   meta["chunk_seconds"])
+        super().__init__(ReceptiveField(meta["frame_start"], meta["frame_duration"], meta["frame_step"]),
+                         meta["chunk_seconds"])
 
     def scores(self, chunks: np.ndarray) -> np.ndarray:
         return _ov_run(self.compiled, chunks)
