@@ -99,7 +99,7 @@ def check_environment(prepare_models: bool = False) -> list[Check]:
             checks.append(Check(f"diarization models ({resolve_runtime('auto', 'cpu')})", True,
                                 ", ".join(paths.values()), required=False))
         except Exception as exc:  # noqa: BLE001 - diarization then falls back to torch
-            checks.append(Check("diarization models (onnx)", False, f"{exc}",
+            checks.append(Check("diarization models", False, f"{exc}",
                                 "pip install onnx (diarization runs on torch meanwhile)", required=False))
 
     for name, purpose in SECRET_NAMES.items():

@@ -99,8 +99,10 @@ class DiarizeOptions:
             raise ConfigurationError(f"threshold must be a cosine similarity in (0, 1], got {self.threshold}")
         if not isinstance(self.num_threads, int) or self.num_threads < 0:
             raise ConfigurationError(f"num_threads must be 0 (torch's setting) or a positive integer, got {self.num_threads!r}")
-        if self.runtime not in ("auto", "openvino", "onnx", "torch"):
-            raise ConfigurationError(f"unknown diarization runtime {self.runtime!r}; choose one of: auto, openvino, onnx, torch")
+        from ..diarize_models import RUNTIMES  # numpy only: no model runtime is imported
+
+        if self.runtime not in RUNTIMES:
+            raise ConfigurationError(f"unknown diarization runtime {self.runtime!r}; choose one of: {', '.join(RUNTIMES)}")
         if self.block_seconds < 30:
             raise ConfigurationError(f"block_seconds must be at least 30, got {self.block_seconds}")
         if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
