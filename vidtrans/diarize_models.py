@@ -372,23 +372,16 @@ def _default_threads() -> int:
 def _ov_core():
     """OpenVINO's runtime with its compiled-model cache in vidtrans's model cache (compiling the two
     graphs takes ~3 CPU-s; loading them from the cache a fraction of that)."""
-    try:
-        import openvino as ov
-    except ImportError as exc:
-        raise MissingDependencyError("openvino", purpose="the openvino diarization runtime") from exc
-    core = ov.Core()
-    core.set_property({"CACHE_DIR": str(_onnx_dir() / "openvino-cache")})
-    return core
+    from . import _openvino
+
+    return _openvino.core(_onnx_dir() / "openvino-cache", "the openvino diarization runtime")
 
 
 def openvino_precision(capabilities: Any = None) -> str:
-    """``bf16`` when OpenVINO's CPU plugin reports native bfloat16 (AMX or AVX512-BF16), else ``f32``.
+    """``bf16`` where the CPU computes bfloat16 natively, else ``f32`` (:func:`vidtrans._openvino.precision`)."""
+    from . import _openvino
 
-    *capabilities*: the plugin's ``OPTIMIZATION_CAPABILITIES`` (read from the CPU when None).
-    """
-    if capabilities is None:
-        capabilities = _ov_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    return "bf16" if "BF16" in capabilities else "f32"
+    return _openvino.precision(capabilities)
 
 
 def _ov_compile(kind: str, threads: int):
