@@ -27,6 +27,7 @@ import gzip
 import hashlib
 import json
 import logging
+import mmap
 import os
 import re
 import struct
@@ -52,7 +53,7 @@ class CT2FormatError(ModelError):
 
 
 # --------------------------------------------------------------------------- CTranslate2 reader
-def read_ct2_model(path: str | os.PathLike) -> tuple[str, dict[str, np.ndarray]]:
+def read_ct2_model(path: str | os.PathLike, prefix: str = "") -> tuple[str, dict[str, np.ndarray]]:
     """Read a CTranslate2 ``model.bin`` into ``(spec name, {variable: array})``.
 
     Format (CTranslate2 ``models/model.cc``): uint32 binary version, string
@@ -61,9 +62,15 @@ def read_ct2_model(path: str | os.PathLike) -> tuple[str, dict[str, np.ndarray]]
     and the raw data; then aliases (string alias, string target).  Strings
     are a uint16 length followed by that many bytes (NUL terminated).
     Quantized weights (int8/int16 with ``weight_scale``) are dequantized to
-    float32.
+    float32.  With *prefix* only the variables whose names start with it are
+    kept (the file is mapped, not read: the encoder of a large model without
+    its decoder).
     """
-    data = Path(path).read_bytes()
+    try:
+        with open(path, "rb") as f:
+            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError) as exc:
+        raise CT2FormatError(f"cannot read {path}: {exc}") from exc
     off = 0
 
     def take(fmt: str):
@@ -95,13 +102,15 @@ def read_ct2_model(path: str | os.PathLike) -> tuple[str, dict[str, np.ndarray]]
             nbytes = take("<I")
             if dtype not in _CT2_DTYPES:
                 raise CT2FormatError(f"{path}: variable {name} has unsupported CTranslate2 dtype {dtype}")
-            arr = np.frombuffer(data, dtype=_CT2_DTYPES[dtype], count=nbytes // np.dtype(_CT2_DTYPES[dtype]).itemsize, offset=off)
+            if name.startswith(prefix):
+                arr = np.frombuffer(data, dtype=_CT2_DTYPES[dtype], count=nbytes // np.dtype(_CT2_DTYPES[dtype]).itemsize, offset=off)
+                arrays[name] = arr.reshape(dims) if dims else arr.reshape(())
             off += nbytes
-            arrays[name] = arr.reshape(dims) if dims else arr.reshape(())
         for _ in range(take("<I")):
             alias, target = string(), string()
-            arrays[alias] = arrays[target]
-    except struct.error as exc:
+            if alias.startswith(prefix) and target in arrays:
+                arrays[alias] = arrays[target]
+    except (struct.error, ValueError) as exc:
         raise CT2FormatError(f"{path}: truncated or not a CTranslate2 model.bin ({exc})") from exc
     # dequantize int8/int16 weights that carry a per-row scale
     for name in [n for n in arrays if n.endswith("/weight_scale")]:
