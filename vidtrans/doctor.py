@@ -46,9 +46,23 @@ def _tool_version(tool: str) -> str | None:
     return out.split("\n", 1)[0][:80]
 
 
+def _prepare_encoder(model_dir, checks: list[Check]) -> None:
+    """Build base's OpenVINO encoder graph now (otherwise on the first CPU run; 0.3 s)."""
+    from .transcribe.ov_encoder import encoder_graph, resolve_encoder_runtime
+
+    if resolve_encoder_runtime("auto", "cpu") != "openvino":
+        return
+    try:
+        checks.append(Check("Whisper encoder (openvino)", True, str(encoder_graph(model_dir)), required=False))
+    except Exception as exc:  # noqa: BLE001 - transcription then keeps CTranslate2's encoder
+        checks.append(Check("Whisper encoder (openvino)", False, f"{exc}",
+                            "transcription uses CTranslate2's encoder meanwhile", required=False))
+
+
 def check_environment(prepare_models: bool = False) -> list[Check]:
-    """Return the list of checks; with *prepare_models*, assemble the offline Whisper model and convert
-    the diarization models to ONNX now (each is otherwise done once, on first use)."""
+    """Return the list of checks; with *prepare_models*, assemble the offline Whisper model, build its
+    OpenVINO encoder and convert the diarization models to ONNX now (each is otherwise done once, on
+    first use)."""
     checks: list[Check] = []
     for tool in ("ffmpeg", "ffprobe"):
         v = _tool_version(tool)
@@ -89,6 +103,7 @@ def check_environment(prepare_models: bool = False) -> list[Check]:
         if prepare_models:
             path = resolve_model("base")
             checks.append(Check("model base", True, str(path)))
+            _prepare_encoder(path, checks)
     except Exception as exc:  # noqa: BLE001
         checks.append(Check("offline models", False, f"{exc}", "pip install -r requirements.txt"))
     if prepare_models:

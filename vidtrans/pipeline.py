@@ -63,6 +63,10 @@ class PipelineOptions:
     #: pieces decoded by N workers of cpu_threads / N threads (faster on 2 shared cores; each piece
     #: starts unprompted, see bench/README.md); 1 = one decoder on every thread
     decode_workers: int = 1
+    #: faster-whisper: who runs Whisper's encoder: "auto" (OpenVINO on the CPU when installed, in
+    #: bfloat16 where the CPU has AMX / AVX512-BF16; CTranslate2 on a GPU), "openvino" or
+    #: "ctranslate2" (plain faster-whisper's int8 encoder: its exact text)
+    encoder_runtime: str = "auto"
     #: label who spoke when (offline backend by default)
     diarize: bool = True
     #: diarization backend: "local" (offline) or "pyannote" (needs HF_TOKEN)
@@ -164,13 +168,15 @@ def transcribe_options(options: PipelineOptions):
     )
 
 
-def _faster_whisper_extra(options: PipelineOptions) -> dict[str, int]:
+def _faster_whisper_extra(options: PipelineOptions) -> dict[str, Any]:
     """The engine options :class:`PipelineOptions` sets beyond faster-whisper's defaults."""
     extra = {}
     if options.batch_size:
         extra["batch_size"] = options.batch_size
     if options.decode_workers != 1:
         extra["num_workers"] = options.decode_workers
+    if options.encoder_runtime != "auto":
+        extra["encoder_runtime"] = options.encoder_runtime
     return extra
 
 

@@ -11,16 +11,23 @@
   :class:`vidtrans.models.ModelCache` (pass ``models=``) so batches and
   notebooks load it once;
 * picks the device ("auto" -> CUDA float16 when CTranslate2 sees a GPU,
-  otherwise CPU int8), CPU threads (0 -> physical cores) and sequential or
-  batched decoding (:func:`choose_batch_size`);
+  otherwise CPU int8), CPU threads (0 -> physical cores), sequential or
+  batched decoding (:func:`choose_batch_size`) and who runs Whisper's
+  encoder (``extra["encoder_runtime"]``: on the CPU OpenVINO when it is
+  installed, :mod:`.ov_encoder`; CTranslate2's decoder takes the encoded
+  windows);
 * yields :class:`vidtrans.schema.Segment` objects as faster-whisper decodes
   them, words keeping the model's own spacing (``" self"``, ``"-love"``).
 
-**Ordinary speech decodes exactly as plain faster-whisper decodes it**: the
+**Ordinary speech decodes as plain faster-whisper decodes it**: the
 decoding options are faster-whisper's defaults (beam 5, temperature fallback,
 no ``hallucination_silence_threshold``, no VAD filter), the whole input goes
 to the model in one call (long inputs get a block-wise but equal log-mel
 spectrogram, :mod:`._features`, instead of being cut into pieces).  With
+``encoder_runtime="ctranslate2"`` the text is plain faster-whisper's exactly;
+the OpenVINO encoder (the CPU default) computes the encoder in bfloat16 or
+float32 instead of int8, which on read speech gives the same words and
+elsewhere flips a word here and there, both ways (``bench/README.md``).  With
 ``num_workers`` > 1 (``vidtrans run --decode-workers N``) an input of
 ``min_split_seconds`` to ``max_split_seconds`` is instead cut at pauses into
 pieces that workers of ``cpu_threads / N`` threads decode side by side
@@ -47,6 +54,7 @@ Engine-specific options go in ``TranscribeOptions.extra`` (see :data:`EXTRA_OPTI
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -62,6 +70,7 @@ from ..audio import SAMPLE_RATE, as_samples, is_silent
 from ..errors import ConfigurationError, EngineError, MissingDependencyError, ModelError
 from ..schema import Segment, Word
 from . import SimpleStream, TranscribeOptions
+from .ov_encoder import describe as describe_encoder
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +116,9 @@ EXTRA_OPTIONS: dict[str, Any] = {
     #: equal to faster-whisper's up to float32 rounding, see ._features)
     "lean_features_seconds": 600.0,
     # -- batching / model loading ---------------------------------------------
+    #: who runs Whisper's encoder: "auto" (OpenVINO on the CPU when installed: bfloat16 on AMX /
+    #: AVX512-BF16 CPUs, see .ov_encoder), "openvino" or "ctranslate2" (faster-whisper's own)
+    "encoder_runtime": "auto",
     #: 0 = choose (see choose_batch_size), 1 = sequential (plain faster-whisper), >1 = batched over VAD chunks
     "batch_size": 0,
     #: batched decoding: VAD speech regions are grouped into chunks of at most this many seconds ...
@@ -323,38 +335,90 @@ def _gpu_free_bytes() -> int | None:
 
 
 # --------------------------------------------------------------------------- model loading
-def load_model(path: str, device: str, compute_type: str, cpu_threads: int, num_workers: int = 1):
-    """Load a ``faster_whisper.WhisperModel`` from a model directory (no caching; see get_model)."""
+@functools.lru_cache(maxsize=1)
+def _model_class():
+    """faster-whisper's ``WhisperModel`` with a replaceable encoder and the last encoding remembered.
+
+    ``encoder`` (an :class:`.ov_encoder.OpenVinoEncoder`, or None for
+    CTranslate2's own) encodes each 30 s window; CTranslate2's decoder takes
+    the encoded window.  faster-whisper encodes the first window twice when it
+    detects the language (once to detect it, once to decode it): the second
+    time the same features get the same encoding back.
+    """
+    import ctranslate2
+    from faster_whisper import WhisperModel
+
+    class VidtransWhisperModel(WhisperModel):
+        encoder = None
+
+        def encode(self, features: np.ndarray):
+            memo = self.__dict__.setdefault("_last_encoding", [None, None])
+            lock = self.__dict__.setdefault("_encode_lock", threading.Lock())
+            with lock:
+                if memo[0] is not None and memo[0].shape == features.shape and np.array_equal(memo[0], features):
+                    return memo[1]
+            if self.encoder is None:
+                out = super().encode(features)
+            else:
+                out = ctranslate2.StorageView.from_array(self.encoder(features))
+            with lock:
+                memo[0], memo[1] = np.array(features, copy=True), out
+            return out
+
+    return VidtransWhisperModel
+
+
+def load_model(path: str, device: str, compute_type: str, cpu_threads: int, num_workers: int = 1,
+               encoder_runtime: str = "ctranslate2"):
+    """Load a ``faster_whisper.WhisperModel`` from a model directory (no caching; see get_model).
+
+    *encoder_runtime* ``openvino`` runs the encoder on OpenVINO (:mod:`.ov_encoder`);
+    when that cannot be built or compiled the model keeps CTranslate2's encoder
+    (logged, and recorded as ``encoder_runtime`` in the transcript's meta).
+    """
     try:
-        from faster_whisper import WhisperModel
+        _model_class()
     except ImportError as exc:
         raise MissingDependencyError("faster-whisper", purpose="local transcription") from exc
     log.info("loading Whisper model %s on %s (%s, %d threads)", path, device, compute_type, cpu_threads)
     try:
-        return WhisperModel(
+        model = _model_class()(
             path, device=device, compute_type=compute_type, cpu_threads=cpu_threads,
             num_workers=num_workers, local_files_only=True,
         )
     except (RuntimeError, ValueError, OSError) as exc:
         raise ModelError(f"cannot load Whisper model from {path} on {device}/{compute_type}: {exc}") from exc
+    if encoder_runtime == "openvino":
+        from .ov_encoder import OpenVinoEncoder
+
+        try:
+            model.encoder = OpenVinoEncoder(path, cpu_threads * num_workers)
+        except (ModelError, MissingDependencyError) as exc:
+            log.warning("the OpenVINO encoder is unavailable (%s); encoding with CTranslate2", exc)
+    return model
 
 
-def get_model(options: TranscribeOptions, models=None):
+def get_model(options: TranscribeOptions, models=None, duration: float | None = None):
     """Resolve and load the model *options* names, returning ``(WhisperModel, path, DeviceChoice)``.
 
     The model has :func:`worker_plan`'s workers and threads per worker
-    (``choice.cpu_threads`` stays the whole thread budget).  *models* is a
+    (``choice.cpu_threads`` stays the whole thread budget) and the encoder
+    runtime ``extra["encoder_runtime"]`` resolves to for an input of
+    *duration* seconds (:func:`.ov_encoder.resolve_encoder_runtime`).  *models* is a
     caller-owned :class:`vidtrans.models.ModelCache`; without one the model
     is loaded for this call only.
     """
     from ..models import ModelCache, resolve_model
+    from .ov_encoder import resolve_encoder_runtime
 
     path = resolve_model(options.model)
     choice = choose_device(options.device, options.compute_type, options.cpu_threads)
     workers, threads = worker_plan(choice, int(options.extra.get("num_workers", EXTRA_OPTIONS["num_workers"])))
-    key = ("faster-whisper", str(path), choice.device, choice.compute_type, threads, workers)
+    encoder = resolve_encoder_runtime(str(options.extra.get("encoder_runtime", EXTRA_OPTIONS["encoder_runtime"])),
+                                      choice.device, duration)
+    key = ("faster-whisper", str(path), choice.device, choice.compute_type, threads, workers, encoder)
     cache = models if models is not None else ModelCache()
-    model = cache.get(key, lambda: load_model(str(path), choice.device, choice.compute_type, threads, workers))
+    model = cache.get(key, lambda: load_model(str(path), choice.device, choice.compute_type, threads, workers, encoder))
     return model, path, choice
 
 
@@ -780,7 +844,7 @@ def faster_whisper_engine(audio: Any, options: TranscribeOptions | None = None, 
         raise ConfigurationError(f"task must be 'transcribe' or 'translate', got {options.task!r}")
     samples = as_samples(audio)
     duration = samples.size / SAMPLE_RATE
-    model, path, choice = get_model(options, models)
+    model, path, choice = get_model(options, models, duration)
     model_name = str(options.model)
     language = options.language
     if language is not None:
@@ -793,7 +857,7 @@ def faster_whisper_engine(audio: Any, options: TranscribeOptions | None = None, 
     batch = choose_batch_size(choice.device, int(cfg["batch_size"] or 0),
                               _gpu_free_bytes() if choice.device == "cuda" else None, model_name)
     insights: dict[str, Any] = {"device": choice.device, "compute_type": choice.compute_type,
-                                "cpu_threads": choice.cpu_threads, "batch_size": batch}
+                                "cpu_threads": choice.cpu_threads, "batch_size": batch, **describe_encoder(model.encoder)}
 
     def empty(reason: str) -> SimpleStream:
         log.info("no speech in input (%s): returning an empty transcript", reason)
