@@ -10,6 +10,7 @@ can be added one at a time on a busy machine.
 
     .venv/bin/python bench/batched.py --config seq:batch_size=1 --config b4:batch_size=4
     .venv/bin/python bench/batched.py --config b8g1:batch_size=8,batch_max_gap=1.0
+    .venv/bin/python bench/batched.py --config ct2:encoder_runtime=ctranslate2 --config ov:encoder_runtime=openvino
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ def parse_config(text: str) -> tuple[str, dict]:
     extra = {}
     for kv in filter(None, spec.split(",")):
         k, v = kv.split("=")
-        extra[k] = int(v) if v.lstrip("-").isdigit() else float(v)
+        try:
+            extra[k] = int(v) if v.lstrip("-").isdigit() else float(v)
+        except ValueError:  # a name, e.g. encoder_runtime=openvino
+            extra[k] = v
     return name, extra
 
 

@@ -7,6 +7,8 @@ CPU seconds from ``wait4``):
 ``vidtrans-nodiar``   the same with ``--no-diarize``
 ``vidtrans-batched``  ``--no-diarize --batch-size 8`` (batched decoding over VAD chunks on CPU too)
 ``vidtrans-workers``  ``--no-diarize --decode-workers 2`` (pieces cut at pauses, two one-thread decoders)
+``vidtrans-ct2enc``   ``--no-diarize --encoder-runtime ctranslate2`` (faster-whisper's own int8 encoder
+                      instead of the OpenVINO one: what the encoder alone changes, same run)
 ``faster-whisper``    plain faster-whisper: ``WhisperModel(dir, device="cpu", compute_type="int8")``
                       then ``transcribe(FILE, beam_size=5, word_timestamps=True)``, text written out
 ``openai-whisper``    plain openai-whisper on the same weights (the packaged CTranslate2 model
@@ -126,7 +128,7 @@ def _duration(path: str) -> float:
 # --------------------------------------------------------------------------- one process
 def command(system: str, path: str, workdir: Path, text_out: Path) -> tuple[list[str], Path | None]:
     py = sys.executable
-    if system in ("vidtrans", "vidtrans-nodiar", "vidtrans-batched", "vidtrans-workers"):
+    if system in ("vidtrans", "vidtrans-nodiar", "vidtrans-batched", "vidtrans-workers", "vidtrans-ct2enc"):
         out_dir = workdir / f"out-{system}"
         cmd = [py, "-m", "vidtrans.cli", "-q", "run", path, "--out", str(out_dir)]
         if system != "vidtrans":
@@ -135,6 +137,8 @@ def command(system: str, path: str, workdir: Path, text_out: Path) -> tuple[list
             cmd += ["--batch-size", "8"]
         if system == "vidtrans-workers":
             cmd += ["--decode-workers", "2"]
+        if system == "vidtrans-ct2enc":
+            cmd += ["--encoder-runtime", "ctranslate2"]
         return cmd, out_dir / (Path(path).stem + ".json")
     if system == "faster-whisper":
         from vidtrans.models import resolve_model
