@@ -209,3 +209,26 @@ def test_segments_aligned_while_decoding_give_the_same_timing_as_aligning_afterw
     a, b = dict(out.meta["word_timing"]), dict(refined.meta["word_timing"])
     a.pop("seconds"), b.pop("seconds")
     assert a == b and a["segments_aligned"] + a["segments_failed"] == len(spoken)
+
+
+def test_wide_beam_retries_stop_after_failing_until_one_helps(sample_wav):
+    """A segment the default beams cannot align is retried with wide beams only until
+    ``max_failed_retries`` retries have failed in the input; a retry that helps lifts the limit."""
+    from vidtrans.audio import load_audio
+    from vidtrans.timing import RetryBudget, TimingOptions, align_segments
+
+    audio = load_audio(sample_wav)
+    # forty words in half a second: no beam can fit them, so every segment fails both ways
+    crammed = [Segment(t, t + 0.5, "", tuple(Word(t + i / 80, t + (i + 1) / 80, " nevertheless") for i in range(40)))
+               for t in (8.0, 12.0, 16.0, 20.0, 24.0)]
+    tr = Transcript(segments=tuple(crammed), duration=30.0, language="en")
+    _, _, aligned, stats = align_segments(tr, audio, TimingOptions(max_failed_retries=2))
+    assert not aligned.any()
+    assert stats["segments_failed"] == 5 and stats["segments_retried"] == 2 and stats["segments_not_retried"] == 3
+    budget = RetryBudget(TimingOptions(max_failed_retries=1))
+    budget.record(False)
+    assert not budget.allows()
+    budget.record(True)  # a retry that aligned: retrying pays on this input, so it never stops
+    budget.record(False)
+    budget.record(False)
+    assert budget.allows()

@@ -76,6 +76,12 @@ class TimingOptions:
     max_shift: float = 0.6
     #: PocketSphinx filler-word probability (higher: unwritten "um"/"uh" go to fillers more easily)
     filler_prob: float = 1e-2
+    #: a segment the default beams cannot align is tried again with wide beams; after this many failed
+    #: retries in one input (and none that worked) no more are tried.  A retry costs more than the
+    #: alignment it repeats, and on the dev files 2 of 40 worked, both on the spontaneous-speech clip
+    #: (its only two); the 4-minute mix made 15, all failed, for 1.6 CPU-s (its telephone part: the
+    #: words are not what was said, which wider beams cannot fix)
+    max_failed_retries: int = 3
     #: prior probability of unwritten non-speech (sniffs, breaths, coughs, clicks) before each word, which
     #: the aligner then puts into the acoustic model's speech-noise phone (+SPN+) instead of stretching
     #: the next word over it; 0 disables the garbage word
@@ -118,9 +124,10 @@ def refine_words(
     passes = []
 
     if aligns(options.method, transcript.language):
-        done = aligner.results() if aligner is not None and aligner.options == options else None
+        ours = aligner is not None and aligner.options == options
+        done, retries = (aligner.results(), aligner.retries) if ours else (None, None)
         try:
-            s, e, aligned, astats = align_segments(transcript, samples, options, done)
+            s, e, aligned, astats = align_segments(transcript, samples, options, done, retries)
             passes.append("pocketsphinx-align")
             meta.update(astats)
         except MissingDependencyError:
@@ -264,13 +271,34 @@ def _decoder(options: TimingOptions, wide: bool = False):
     )
 
 
-class _Decoders:
-    """One thread's PocketSphinx decoders: the default one, and a wide-beam one made on the first segment it cannot align."""
+class RetryBudget:
+    """The wide-beam retries one input may still make (``TimingOptions.max_failed_retries``): shared by the
+    :class:`SegmentAligner` and the :func:`refine_words` run that finishes its work, so aligning while
+    decoding gives the same result as aligning afterwards."""
 
     def __init__(self, options: TimingOptions):
+        self.limit = options.max_failed_retries
+        #: wide-beam retries that failed, and whether one has succeeded (then retries never stop)
+        self.failed = 0
+        self.helped = False
+
+    def allows(self) -> bool:
+        return self.helped or self.failed < self.limit
+
+    def record(self, ok: bool) -> None:
+        self.helped = self.helped or ok
+        self.failed += not ok
+
+
+class _Decoders:
+    """One thread's PocketSphinx decoders: the default one, and a wide-beam one made on the first segment
+    it cannot align (while *retries* allows)."""
+
+    def __init__(self, options: TimingOptions, retries: RetryBudget | None = None):
         self.options = options
         self.default = _decoder(options)
         self._wide = None
+        self.retries = retries or RetryBudget(options)
 
     def wide(self):
         if self._wide is None:
@@ -293,20 +321,25 @@ def _align_segment(
     t1 = min(duration, max(seg.end, float(seg.words[-1].end)) + options.pad)
     texts = [w.text for w in seg.words]
     res = _align_window(decs.default, samples, t0, t1, texts, stats, options.garbage)
-    if res is None:
+    if res is None and decs.retries.allows():
         res = _align_window(decs.wide(), samples, t0, t1, texts, stats, options.garbage)
+        decs.retries.record(res is not None)
         stats["segments_retried"] = 1
+    elif res is None:
+        stats["segments_not_retried"] = 1
     stats["segments_failed" if res is None else "segments_aligned"] = 1
     return res, stats
 
 
 def align_segments(
-    transcript: Transcript, samples: np.ndarray, options: TimingOptions, done: dict[tuple, tuple] | None = None
+    transcript: Transcript, samples: np.ndarray, options: TimingOptions, done: dict[tuple, tuple] | None = None,
+    retries: RetryBudget | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
     """Force-align each segment's words; returns (starts, ends, aligned mask, stats) over all words.
 
     *done* maps :func:`segment_key` to alignments already made (by a :class:`SegmentAligner` while
-    the engine was decoding); only the other segments are aligned here.
+    the engine was decoding); only the other segments are aligned here, with what is left of that
+    aligner's *retries*.
     """
     decs = None  # made on the first segment not in *done*
     words = transcript.words
@@ -320,7 +353,7 @@ def align_segments(
         if n:
             got = done.get(segment_key(seg)) if done else None
             if got is None:
-                decs = decs or _Decoders(options)
+                decs = decs or _Decoders(options, retries)
                 got = _align_segment(decs, samples, seg, options)
             res, seg_stats = got
             for name, count in seg_stats.items():
@@ -359,6 +392,8 @@ class SegmentAligner:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidtrans-align")
         self._futures: dict[tuple, Any] = {}
         self._decs: _Decoders | None = None  # used by the worker thread only
+        #: wide-beam retries left for this input (refine_words uses the rest once the worker is done)
+        self.retries = RetryBudget(self.options)
         self._broken = False
 
     def submit(self, segment: Segment, language: str | None = None) -> None:
@@ -372,7 +407,7 @@ class SegmentAligner:
     def _align(self, segment: Segment):
         try:
             if self._decs is None:
-                self._decs = _Decoders(self.options)
+                self._decs = _Decoders(self.options, self.retries)
             return _align_segment(self._decs, self.samples, segment, self.options)
         except Exception:
             self._broken = True  # e.g. pocketsphinx missing: refine_words aligns (and reports) it itself
