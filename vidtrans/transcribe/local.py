@@ -349,20 +349,23 @@ def _model_class():
     from faster_whisper import WhisperModel
 
     class VidtransWhisperModel(WhisperModel):
-        encoder = None
+        def __init__(self, *args: Any, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self.encoder = None
+            self._last_encoding: tuple[np.ndarray, Any] | None = None  # (features, encoding)
+            self._encode_lock = threading.Lock()
 
         def encode(self, features: np.ndarray):
-            memo = self.__dict__.setdefault("_last_encoding", [None, None])
-            lock = self.__dict__.setdefault("_encode_lock", threading.Lock())
-            with lock:
-                if memo[0] is not None and memo[0].shape == features.shape and np.array_equal(memo[0], features):
-                    return memo[1]
+            with self._encode_lock:
+                last = self._last_encoding
+            if last is not None and last[0].shape == features.shape and np.array_equal(last[0], features):
+                return last[1]
             if self.encoder is None:
                 out = super().encode(features)
             else:
                 out = ctranslate2.StorageView.from_array(self.encoder(features))
-            with lock:
-                memo[0], memo[1] = np.array(features, copy=True), out
+            with self._encode_lock:
+                self._last_encoding = (np.array(features, copy=True), out)
             return out
 
     return VidtransWhisperModel
