@@ -19,6 +19,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_EVAL = Path(os.environ.get("VIDTRANS_SHARED_EVAL", ROOT.parent / "shared" / "eval"))
 
 
+def text_wer(ref: str, hyp: str) -> float:
+    """WER between two texts, lower case, punctuation other than apostrophes dropped."""
+    import jiwer
+
+    norm = lambda s: " ".join("".join(c.lower() if c.isalnum() or c == "'" else " " for c in s).split())  # noqa: E731
+    return jiwer.wer(norm(ref), norm(hyp))
+
+
 def pyannote_sample_dir() -> Path | None:
     spec = importlib.util.find_spec("pyannote.audio")
     if spec is None or not spec.submodule_search_locations:

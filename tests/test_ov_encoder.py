@@ -14,6 +14,7 @@ import importlib.util
 import numpy as np
 import pytest
 
+from conftest import text_wer as _wer
 from vidtrans.audio import SAMPLE_RATE, load_audio
 from vidtrans.errors import ConfigurationError, ModelError
 from vidtrans.models import ModelCache, resolve_model
@@ -23,13 +24,6 @@ from vidtrans.transcribe import ov_encoder as oe
 from vidtrans.transcribe.openai_whisper import CT2FormatError, read_ct2_model
 
 ov = pytest.importorskip("openvino")
-
-
-def _wer(ref: str, hyp: str) -> float:
-    import jiwer
-
-    norm = lambda s: " ".join("".join(c.lower() if c.isalnum() or c == "'" else " " for c in s).split())  # noqa: E731
-    return jiwer.wer(norm(ref), norm(hyp))
 
 
 @pytest.fixture(scope="module")

@@ -12,18 +12,12 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from conftest import text_wer as _wer
 from vidtrans.audio import SAMPLE_RATE, AudioOptions, load_audio
 from vidtrans.models import ModelCache
 from vidtrans.schema import join_words
 from vidtrans.transcribe import TranscribeOptions, transcribe
 from vidtrans.transcribe import local
-
-
-def _wer(ref: str, hyp: str) -> float:
-    import jiwer
-
-    norm = lambda s: " ".join("".join(c.lower() if c.isalnum() or c == "'" else " " for c in s).split())  # noqa: E731
-    return jiwer.wer(norm(ref), norm(hyp))
 
 
 @pytest.fixture(scope="module")
