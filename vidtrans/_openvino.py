@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
+import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .errors import MissingDependencyError
+
+log = logging.getLogger(__name__)
 
 
 def available() -> bool:
@@ -25,6 +30,27 @@ def core(cache: Path, purpose: str):
     c = ov.Core()
     c.set_property({"CACHE_DIR": str(cache)})
     return c
+
+
+def compile_cached(core, graph: Callable[[], Path], config: dict, what: str, error: type[Exception],
+                   again: str = "building it again", files: Callable[[Path], list[Path]] = lambda p: [p]):
+    """Compile the cached graph *graph()* returns (it builds the graph when missing) for the CPU plugin.
+
+    A cached graph OpenVINO cannot read (a killed build, a full disk) is deleted (its *files*) and
+    built once more; if that fails too, *error* is raised naming *what*.
+    """
+    for attempt in range(2):
+        path = graph()
+        try:
+            return core.compile_model(str(path), "CPU", config)
+        except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError for a graph it cannot read
+            if attempt:
+                raise error(f"OpenVINO cannot compile {what} {path}: {exc}") from exc
+            log.warning("cached %s %s does not load in OpenVINO (%s); %s", what, path, exc, again)
+            for f in files(path):
+                with contextlib.suppress(OSError):
+                    f.unlink()
+    raise AssertionError("unreachable")
 
 
 def precision(capabilities: Any = None) -> str:

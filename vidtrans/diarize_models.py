@@ -148,7 +148,9 @@ def resolve_runtime(runtime: str, device: str, duration: float | None = None) ->
         if not cpu:
             return "torch"
         long = duration is not None and duration > OPENVINO_MAX_SECONDS
-        return "openvino" if not long and importlib.util.find_spec("openvino") is not None else "onnx"
+        from . import _openvino
+
+        return "openvino" if not long and _openvino.available() else "onnx"
     if runtime in ("onnx", "openvino") and not cpu:
         raise DiarizationModelError(f"the {runtime} diarization runtime runs on the CPU only; got device {device!r}")
     return runtime
@@ -394,17 +396,9 @@ def _ov_compile(kind: str, threads: int):
     config = {"INFERENCE_PRECISION_HINT": openvino_precision(), "INFERENCE_NUM_THREADS": max(1, int(threads)),
               "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY", "CPU_RUNTIME_CACHE_CAPACITY": 0}
     graph = (lambda: onnx_model_path("segmentation")) if kind == "segmentation" else campplus_openvino_graph
-    for attempt in range(2):
-        path = graph()
-        try:
-            return core.compile_model(str(path), "CPU", config)
-        except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError for a graph it cannot read
-            if attempt:
-                raise DiarizationModelError(f"OpenVINO cannot compile the {kind} model {path}: {exc}") from exc
-            log.warning("cached model %s does not load in OpenVINO (%s); converting it again", path, exc)
-            with contextlib.suppress(OSError):
-                path.unlink()
-    raise AssertionError("unreachable")
+    from . import _openvino
+
+    return _openvino.compile_cached(core, graph, config, f"the {kind} model", DiarizationModelError, "converting it again")
 
 
 def _ov_run(compiled, x: np.ndarray) -> np.ndarray:

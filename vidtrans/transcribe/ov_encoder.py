@@ -23,7 +23,6 @@ The graph is cached once per model under ``cache_dir("models",
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -180,18 +179,9 @@ class OpenVinoEncoder:
         config = {"INFERENCE_PRECISION_HINT": self.precision, "INFERENCE_NUM_THREADS": max(1, int(threads)),
                   "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"}
         core = _openvino.core(_graph_dir() / "compiled", "the openvino Whisper encoder")
-        for attempt in range(2):
-            xml = encoder_graph(model_dir)
-            try:
-                self._compiled = core.compile_model(str(xml), "CPU", config)
-                break
-            except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError for a graph it cannot read
-                if attempt:
-                    raise EncoderGraphError(f"OpenVINO cannot compile the Whisper encoder {xml}: {exc}") from exc
-                log.warning("cached encoder graph %s does not load (%s); building it again", xml, exc)
-                for f in (xml, xml.with_suffix(".bin"), xml.with_suffix(".json")):
-                    with contextlib.suppress(FileNotFoundError):
-                        f.unlink()
+        self._compiled = _openvino.compile_cached(
+            core, lambda: encoder_graph(model_dir), config, "the Whisper encoder", EncoderGraphError,
+            files=lambda xml: [xml, xml.with_suffix(".bin"), xml.with_suffix(".json")])
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
