@@ -232,3 +232,140 @@ def test_wide_beam_retries_stop_after_failing_until_one_helps(sample_wav):
     budget.record(False)
     budget.record(False)
     assert budget.allows()
+
+
+def _aligned_by_processes(raw, audio, workers=2):
+    from vidtrans.timing import SegmentAligner, TimingOptions, refine_words
+
+    with SegmentAligner(audio, TimingOptions(), workers=workers) as aligner:
+        for seg in raw.segments:
+            aligner.submit(seg, raw.language)
+        return refine_words(raw, audio, TimingOptions(), aligner)
+
+
+def test_aligner_processes_match_one_aligner_on_real_speech(sample_runs):
+    """On a GPU machine segments are aligned in worker processes (``SegmentAligner(workers=N)``).
+    PocketSphinx carries state from one utterance to the next (a segment aligned right after
+    another can move by a frame or a few), so the processes' times are not bit-equal to one
+    aligner's; they must agree on almost every boundary and align as many words."""
+    audio, refined, raw = sample_runs
+    out = _aligned_by_processes(raw, audio)
+    assert [w.text for w in out.words] == [w.text for w in refined.words]
+    a = np.array([(w.start, w.end) for w in out.words])
+    b = np.array([(w.start, w.end) for w in refined.words])
+    assert np.mean(np.abs(a - b) <= 0.02) >= 0.9, np.abs(a - b).max()
+    got, one = out.meta["word_timing"], refined.meta["word_timing"]
+    assert got["align_workers"] == 2 and one["align_workers"] == 1
+    assert got["words_aligned"] >= 0.9 * one["words_aligned"]
+    assert got["segments_aligned"] + got["segments_failed"] == one["segments_aligned"] + one["segments_failed"]
+
+
+def test_aligner_processes_meet_the_bound_on_a_forced_alignment(aligned_clip):
+    audio, ref, raw = aligned_clip
+    after = score(ref, _words(_aligned_by_processes(raw, audio, workers=3)))
+    assert after.matched >= 45 and after.median_start <= 0.04 and after.median_end <= 0.05, after
+    assert after.both_200 >= 0.85, after
+
+
+def test_aligner_processes_spend_the_retry_budget_in_submission_order(sample_wav):
+    """The processes make the default-beam attempts; the wide-beam retries of the segments they
+    cannot align are made in the main process in submission order, so the budget runs out as it
+    does for one aligner."""
+    from vidtrans.audio import load_audio
+    from vidtrans.timing import SegmentAligner, TimingOptions, align_segments
+
+    audio = load_audio(sample_wav)
+    crammed = [Segment(t, t + 0.5, "", tuple(Word(t + i / 80, t + (i + 1) / 80, " nevertheless") for i in range(40)))
+               for t in (8.0, 12.0, 16.0, 20.0, 24.0)]
+    tr = Transcript(segments=tuple(crammed), duration=30.0, language="en")
+    opts = TimingOptions(max_failed_retries=2)
+    with SegmentAligner(audio, opts, workers=2) as aligner:
+        for seg in crammed:
+            aligner.submit(seg, "en")
+        _, _, aligned, stats = align_segments(tr, audio, opts, aligner.results(), aligner.retries)
+    assert not aligned.any()
+    assert stats["segments_failed"] == 5 and stats["segments_retried"] == 2 and stats["segments_not_retried"] == 3
+
+
+def test_aligner_processes_that_cannot_start_leave_the_work_to_the_main_process(sample_runs, monkeypatch, caplog):
+    """No worker process (here: no Python to start): every segment fails over to refine_words,
+    which aligns them itself in order -- one aligner's exact times, with a warning, and no hang."""
+    import logging
+    import sys
+
+    audio, refined, raw = sample_runs
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    with caplog.at_level(logging.WARNING, logger="vidtrans._align_procs"):
+        out = _aligned_by_processes(raw, audio)
+    assert _words(out) == _words(refined)
+    assert any("alignment worker process failed" in r.getMessage() for r in caplog.records)
+
+
+def test_alignment_processes_only_beside_a_gpu_decoder(monkeypatch):
+    """One aligner thread on a CPU (the decoder keeps every core); on a GPU machine one process per
+    physical core but one, at most MAX_ALIGN_WORKERS."""
+    import ctranslate2
+
+    from vidtrans import pipeline
+    from vidtrans.pipeline import PipelineOptions, align_workers
+
+    monkeypatch.setattr(pipeline, "_cores", lambda: 16)
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 0)
+    assert align_workers(PipelineOptions()) == 1
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 1)
+    assert align_workers(PipelineOptions()) == pipeline.MAX_ALIGN_WORKERS == 8
+    assert align_workers(PipelineOptions(device="cpu")) == 1
+    assert align_workers(PipelineOptions(engine="assemblyai")) == 1
+    monkeypatch.setattr(pipeline, "_cores", lambda: 4)
+    assert align_workers(PipelineOptions()) == 3
+    monkeypatch.setattr(pipeline, "_cores", lambda: 1)  # a one-core Colab GPU runtime: the thread
+    assert align_workers(PipelineOptions()) == 1
+
+
+def test_align_worker_processes_return_results_raise_errors_and_survive_a_killed_worker():
+    """The worker protocol itself: results and exceptions come back; a worker that dies (killed,
+    here it exits mid-task) fails that task and every later one it takes with AlignWorkerError
+    instead of hanging; queued tasks are cancelled on shutdown."""
+    import os
+
+    from vidtrans._align_procs import AlignProcesses, AlignWorkerError
+
+    procs = AlignProcesses(1)
+    try:
+        assert procs.submit(len, "abcd").result(timeout=60) == 4
+        with pytest.raises(ValueError):
+            procs.submit(int, "not a number").result(timeout=60)
+        dying = procs.submit(os._exit, 3)
+        later = procs.submit(len, "ab")
+        with pytest.raises(AlignWorkerError, match="alignment worker process failed"):
+            dying.result(timeout=60)
+        with pytest.raises(AlignWorkerError):
+            later.result(timeout=60)
+    finally:
+        procs.shutdown()
+
+
+def test_a_long_segment_is_aligned_in_pieces_cut_between_words(sample_runs):
+    """Batched decoding (the GPU default) yields whole speech chunks of up to 30 s as segments.  One
+    that long is aligned in windows of at most ``max_window`` cut at pauses between its words, which
+    keeps a failure from costing every word of the chunk its alignment."""
+    from vidtrans.timing import TimingOptions, _windows, refine_words
+
+    audio, _, raw = sample_runs
+    words = tuple(w for s in raw.segments for w in s.words)
+    chunk = Segment(words[0].start, words[-1].end, " ".join(w.text for w in words), words)
+    assert chunk.end - chunk.start > 20
+    merged = raw.replace(segments=(chunk,))
+    opts = TimingOptions()
+    wins = _windows(chunk, audio.size / 16000, opts)
+    assert len(wins) >= 2
+    assert [w[0] for w in wins] == [0] + [w[1] for w in wins[:-1]] and wins[-1][1] == len(words)  # every word once, in order
+    for i0, i1, t0, t1 in wins:
+        assert t1 - t0 <= opts.max_window + 2 * opts.pad
+        assert t0 <= words[i0].start and t1 >= words[i1 - 1].end
+    pieces = refine_words(merged, audio, opts)
+    whole = refine_words(merged, audio, TimingOptions(max_window=1e9))
+    assert pieces.meta["word_timing"]["segments_split"] == 1
+    assert pieces.meta["word_timing"]["segments_aligned"] + pieces.meta["word_timing"]["segments_failed"] == len(wins)
+    assert pieces.meta["word_timing"]["words_aligned"] >= whole.meta["word_timing"]["words_aligned"]
+    assert [w.text for w in pieces.words] == [w.text for w in raw.words]

@@ -137,6 +137,7 @@ def _pipeline_options(args: argparse.Namespace):
         caption_options=_caption_overrides(args),
         download_options=_download_overrides(args),
         word_timing=getattr(args, "word_timing", "auto"),
+        align_workers=getattr(args, "align_workers", 0),
         emotion=getattr(args, "emotion", False),
         emotion_backend=getattr(args, "emotion_backend", "heuristic"),
     )
@@ -565,6 +566,9 @@ def build_parser() -> argparse.ArgumentParser:
         # word timing (vidtrans.timing): re-time local engines' words on the signal
         p.add_argument("--word-timing", dest="word_timing", default="auto", choices=["auto", "align", "energy", "none"],
                        help="auto = forced alignment for English + pause keep-out (default); none = Whisper's own times")
+        p.add_argument("--align-workers", dest="align_workers", type=int, default=0,
+                       help="forced-alignment processes beside the decoder; 0 = auto (1 on a CPU, one per core "
+                            "but one, up to 8, when decoding on a GPU)")
         _add_diarize_flags(p)
         # publishing (vidtrans.upload): --upload after captioning, --translate adds <stem>.<lang>.vtt tracks
         p.add_argument("--upload", action="store_true", help="publish the captions to the YouTube video afterwards")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigurationError
 from .schema import Media, Transcript
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,9 @@ class PipelineOptions:
     #: word timing for local engines (``vidtrans.timing``): "auto" (forced alignment of
     #: Whisper's words for English, pause keep-out for all), "align", "energy" or "none"
     word_timing: str = "auto"
+    #: forced-alignment processes beside the decoder: 0 = auto (one thread on a CPU; on a GPU one
+    #: process per physical core but one, up to 8: :func:`align_workers`), N = that many
+    align_workers: int = 0
     #: label each segment's emotion (vidtrans.emotion) after diarization
     emotion: bool = False
     #: "heuristic" (offline arousal/valence), "acoustic:MODEL.npz" or "pretrained:HF_NAME_OR_DIR"
@@ -255,7 +259,35 @@ def word_aligner(audio: Any, options: PipelineOptions) -> Any:
         return None
     from .timing import SegmentAligner, TimingOptions
 
-    return SegmentAligner(audio, TimingOptions(method=options.word_timing))
+    return SegmentAligner(audio, TimingOptions(method=options.word_timing), workers=align_workers(options))
+
+
+#: most alignment processes one input gets on a GPU machine
+MAX_ALIGN_WORKERS = 8
+
+
+def align_workers(options: PipelineOptions) -> int:
+    """How many PocketSphinx aligners run beside the decoder (:class:`vidtrans.timing.SegmentAligner`).
+
+    On a CPU, 1 (a thread): the decoder keeps every core, and the one aligner already keeps up
+    with it.  When CTranslate2 decodes on a GPU the cores are idle and one aligner is the
+    bottleneck (``bench/gpu.py``, base on an H200: 9 minutes of speech decoded in 2 s, aligned in
+    15 s on one core), so each physical core but one gets an aligner process, up to
+    :data:`MAX_ALIGN_WORKERS`.  ``options.align_workers`` > 0 sets the number.
+    """
+    if options.align_workers < 0:
+        raise ConfigurationError(f"align_workers must be >= 0, got {options.align_workers!r}")
+    if options.align_workers:
+        return options.align_workers
+    if options.device == "cpu" or options.engine != "faster-whisper":
+        return 1
+    try:
+        import ctranslate2
+
+        gpu = ctranslate2.get_cuda_device_count() > 0
+    except ImportError:
+        return 1
+    return max(1, min(MAX_ALIGN_WORKERS, _cores() - 1)) if gpu else 1
 
 
 def _thread_budget(cores: int, diarize: bool) -> tuple[int, int]:

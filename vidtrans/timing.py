@@ -41,6 +41,7 @@ each segment spans its words.  What ran is recorded in
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -86,6 +87,9 @@ class TimingOptions:
     #: the aligner then puts into the acoustic model's speech-noise phone (+SPN+) instead of stretching
     #: the next word over it; 0 disables the garbage word
     garbage: float = 0.01
+    #: a segment longer than this (s) is aligned in pieces cut at pauses between its words (batched
+    #: decoding yields whole speech chunks of up to 30 s; Whisper's own segments are rarely this long)
+    max_window: float = 15.0
     #: pauses at least this long are kept free of words (pause pass)
     min_pause: float = 0.2
     #: "quiet" = closer to the local noise floor than this fraction of the way to the speech level (dB)
@@ -162,6 +166,7 @@ def refine_words(
         words_moved=int(np.sum(moved > 1e-3)),
         mean_shift_s=round(float(np.mean(moved)), 4),
         pauses=len(pauses),
+        align_workers=aligner.workers if aligner is not None else 1,
         seconds=round(time.perf_counter() - t_start, 3),
         **pstats,
     )
@@ -311,24 +316,70 @@ def segment_key(seg: Segment) -> tuple:
     return seg.start, seg.end, tuple((w.text, w.start, w.end) for w in seg.words)
 
 
+def _windows(seg: Segment, duration: float, options: TimingOptions) -> list[tuple[int, int, float, float]]:
+    """(first word, end word, t0, t1) of the stretches of audio *seg*'s words are aligned in.
+
+    Normally one: the segment's span and its words', padded.  A segment longer than
+    ``options.max_window`` (batched decoding yields whole speech chunks of up to 30 s) is cut
+    between words, at the widest pause in its middle half, again until every piece fits: a long
+    window is slow to align and, when it fails, leaves all its words with Whisper's times.
+    """
+    words = seg.words
+    lo = min(seg.start, float(words[0].start))
+    hi = max(seg.end, float(words[-1].end))
+    groups = [(0, len(words))]
+    done: list[tuple[int, int]] = []
+    while groups:
+        i0, i1 = groups.pop()
+        a = lo if i0 == 0 else float(words[i0].start)
+        b = hi if i1 == len(words) else float(words[i1 - 1].end)
+        if b - a <= options.max_window or i1 - i0 < 2:
+            done.append((i0, i1))
+            continue
+        mid = (a + b) / 2
+        cuts = [j for j in range(i0 + 1, i1) if abs(float(words[j].start) - mid) <= (b - a) / 4] or [(i0 + i1) // 2]
+        j = max(cuts, key=lambda j: (float(words[j].start) - float(words[j - 1].end), -abs(float(words[j].start) - mid)))
+        groups += [(j, i1), (i0, j)]
+    out = []
+    for i0, i1 in sorted(done):
+        a = lo if i0 == 0 else float(words[i0].start)
+        b = hi if i1 == len(words) else float(words[i1 - 1].end)
+        out.append((i0, i1, max(0.0, a - options.pad), min(duration, b + options.pad)))
+    return out
+
+
 def _align_segment(
     decs: _Decoders, samples: np.ndarray, seg: Segment, options: TimingOptions
 ) -> tuple[dict[int, tuple[float, float]] | None, dict[str, int]]:
     """Force-align one segment's words: ({word index: (start, end)} or None when it failed, stats)."""
     stats = {"oov_words": 0}
-    duration = samples.size / SAMPLE_RATE
-    t0 = max(0.0, min(seg.start, float(seg.words[0].start)) - options.pad)
-    t1 = min(duration, max(seg.end, float(seg.words[-1].end)) + options.pad)
-    texts = [w.text for w in seg.words]
-    res = _align_window(decs.default, samples, t0, t1, texts, stats, options.garbage)
-    if res is None and decs.retries.allows():
-        res = _align_window(decs.wide(), samples, t0, t1, texts, stats, options.garbage)
-        decs.retries.record(res is not None)
-        stats["segments_retried"] = 1
-    elif res is None:
-        stats["segments_not_retried"] = 1
-    stats["segments_failed" if res is None else "segments_aligned"] = 1
-    return res, stats
+    tries = []
+    for i0, i1, t0, t1 in _windows(seg, samples.size / SAMPLE_RATE, options):
+        texts = [w.text for w in seg.words[i0:i1]]
+        tries.append(_align_window(decs.default, samples, t0, t1, texts, stats, options.garbage))
+    return _retry_segment(decs, samples, seg, options, tries, stats)
+
+
+def _retry_segment(
+    decs: _Decoders, samples: np.ndarray, seg: Segment, options: TimingOptions, tries: list[dict | None], stats: dict
+) -> tuple[dict[int, tuple[float, float]] | None, dict[str, int]]:
+    """After the default beams' attempt on each window (*tries*): the wide-beam retries of the windows
+    that failed (while the budget allows), the words' times and the counts (``segments_*`` count windows)."""
+    out: dict[int, tuple[float, float]] = {}
+    windows = _windows(seg, samples.size / SAMPLE_RATE, options)
+    for (i0, i1, t0, t1), res in zip(windows, tries):
+        if res is None and decs.retries.allows():
+            res = _align_window(decs.wide(), samples, t0, t1, [w.text for w in seg.words[i0:i1]], stats, options.garbage)
+            decs.retries.record(res is not None)
+            stats["segments_retried"] = stats.get("segments_retried", 0) + 1
+        elif res is None:
+            stats["segments_not_retried"] = stats.get("segments_not_retried", 0) + 1
+        name = "segments_failed" if res is None else "segments_aligned"
+        stats[name] = stats.get(name, 0) + 1
+        out.update({i0 + j: span for j, span in (res or {}).items()})
+    if len(windows) > 1:
+        stats["segments_split"] = 1
+    return (out or None), stats
 
 
 def align_segments(
@@ -374,7 +425,7 @@ def aligns(method: str, language: str | None) -> bool:
 
 
 class SegmentAligner:
-    """Force-aligns segments in a worker thread while the engine is still decoding the next ones.
+    """Force-aligns segments in the background while the engine is still decoding the next ones.
 
     Call :meth:`submit` with each segment as the engine yields it, then pass the aligner to
     :func:`refine_words`, which takes the finished alignments and aligns only what is missing (a
@@ -382,27 +433,57 @@ class SegmentAligner:
     GIL while it decodes, but CTranslate2's decoder runs without it, so on a multi-core CPU the
     alignment hides behind decoding instead of following it (``bench/speed.py``).  Results are the
     same as aligning afterwards: each segment is aligned on its own audio.
+
+    *workers*: 1 (default) aligns in one thread.  N > 1 aligns in N worker processes (PocketSphinx
+    holds the GIL, so threads would take turns): for a GPU machine, where decoding is so fast that one
+    aligner on one core became the bottleneck (``bench/gpu.py``: 9 minutes of speech decoded in 2 s,
+    aligned in 15 s).  The processes make the default-beam attempts; the wide-beam retries of
+    segments they could not align run here, in submission order, so the retry budget is spent as a
+    single aligner spends it and the word times are the same (only ``oov_words`` may count a word
+    once per process).
     """
 
-    def __init__(self, audio: Any, options: TimingOptions | None = None):
+    def __init__(self, audio: Any, options: TimingOptions | None = None, workers: int = 1):
         from concurrent.futures import ThreadPoolExecutor
 
+        if workers < 1:
+            raise ConfigurationError(f"alignment workers must be >= 1, got {workers!r}")
         self.samples = as_samples(audio)
         self.options = options or TimingOptions()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidtrans-align")
+        self.workers = workers
+        self._pool: Any = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidtrans-align") if workers == 1 else None
         self._futures: dict[tuple, Any] = {}
-        self._decs: _Decoders | None = None  # used by the worker thread only
+        self._segments: dict[tuple, Segment] = {}
+        self._done: dict[tuple, tuple] = {}  # workers > 1: results with their retries made
+        self._decs: _Decoders | None = None  # the thread worker's (workers == 1), or the retries' (workers > 1)
         #: wide-beam retries left for this input (refine_words uses the rest once the worker is done)
         self.retries = RetryBudget(self.options)
         self._broken = False
+
+    def _processes(self):
+        """The worker processes (:mod:`vidtrans._align_procs`), started on the first segment."""
+        if self._pool is None:
+            from ._align_procs import AlignProcesses
+
+            self._pool = AlignProcesses(self.workers)
+        return self._pool
 
     def submit(self, segment: Segment, language: str | None = None) -> None:
         """Queue *segment* for alignment (skipped when it has no words or is not English)."""
         if self._broken or not segment.words or not aligns(self.options.method, language):
             return
         key = segment_key(segment)
-        if key not in self._futures:
+        if key in self._futures:
+            return
+        if self.workers == 1:
             self._futures[key] = self._pool.submit(self._align, segment)
+            return
+        self._segments[key] = segment
+        self._futures[key] = [
+            self._processes().submit(_align_in_process, _window_pcm(self.samples, t0, t1), t0,
+                                     [w.text for w in segment.words[i0:i1]],
+                                     float(self.options.filler_prob), float(self.options.garbage))
+            for i0, i1, t0, t1 in _windows(segment, self.samples.size / SAMPLE_RATE, self.options)]
 
     def _align(self, segment: Segment):
         try:
@@ -418,13 +499,23 @@ class SegmentAligner:
         out = {}
         for key, fut in self._futures.items():
             try:
-                out[key] = fut.result()
+                if self.workers == 1:
+                    out[key] = fut.result()
+                    continue
+                if key not in self._done:
+                    got = [f.result() for f in fut]
+                    stats = {"oov_words": sum(st["oov_words"] for _, st in got)}
+                    self._decs = self._decs or _Decoders(self.options, self.retries)
+                    self._done[key] = _retry_segment(self._decs, self.samples, self._segments[key], self.options,
+                                                     [res for res, _ in got], stats)
+                out[key] = self._done[key]
             except Exception as exc:  # noqa: BLE001 - aligned again (and raised) in the main thread
                 log.debug("background alignment failed: %s", exc)
         return out
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
 
     def __enter__(self) -> SegmentAligner:
         return self
@@ -463,10 +554,21 @@ def _add_garbage(dec) -> bool:
     return True
 
 
+def _window_pcm(samples: np.ndarray, t0: float, t1: float) -> bytes:
+    """The 16-bit PCM the aligner reads for [t0, t1]."""
+    a, b = int(t0 * SAMPLE_RATE), int(t1 * SAMPLE_RATE)
+    return (np.clip(samples[a:b], -1.0, 1.0) * 32767).astype(np.int16).tobytes()
+
+
 def _align_window(
     dec, samples: np.ndarray, t0: float, t1: float, texts: list[str], stats: dict, garbage: float = 0.0
 ) -> dict | None:
     """{word index: (start, end)} for the words aligned in [t0, t1], or None when alignment failed."""
+    return _align_pcm(dec, _window_pcm(samples, t0, t1), t0, texts, stats, garbage)
+
+
+def _align_pcm(dec, pcm: bytes, t0: float, texts: list[str], stats: dict, garbage: float = 0.0) -> dict | None:
+    """:func:`_align_window` on the window's PCM (*t0*: where it starts)."""
     seq = [(j, tok) for j, text in enumerate(texts) for tok in spoken_tokens(text)]
     grammar = garbage > 0 and _add_garbage(dec)
     oov = sorted({tok for _, tok in seq if dec.lookup_word(tok) is None})
@@ -479,8 +581,7 @@ def _align_window(
     seq = [(j, tok) for j, tok in seq if dec.lookup_word(tok) is not None]
     if not seq:
         return None
-    a, b = int(t0 * SAMPLE_RATE), int(t1 * SAMPLE_RATE)
-    pcm = (np.clip(samples[a:b], -1.0, 1.0) * 32767).astype(np.int16).tobytes()
+    t1 = t0 + len(pcm) / 2 / SAMPLE_RATE
     try:
         if grammar:
             dec.add_fsg("align", dec.create_fsg("align", 0, 2 * len(seq) + 1, _garbage_transitions([t for _, t in seq], garbage)))
@@ -502,6 +603,18 @@ def _align_window(
         start, end = t0 + x.start_frame * HOP, t0 + (x.end_frame + 1) * HOP
         out[j] = (out[j][0], end) if j in out else (start, end)
     return out
+
+
+@functools.lru_cache(maxsize=2)
+def _process_decoder(filler_prob: float):
+    """The default-beam decoder of an alignment worker process (one per process, made on its first segment)."""
+    return _decoder(TimingOptions(filler_prob=filler_prob))
+
+
+def _align_in_process(pcm: bytes, t0: float, texts: list[str], filler_prob: float, garbage: float):
+    """One segment's default-beam alignment in a worker process of :class:`SegmentAligner`: (result, stats)."""
+    stats = {"oov_words": 0}
+    return _align_pcm(_process_decoder(filler_prob), pcm, t0, texts, stats, garbage), stats
 
 
 def _is_filler(word: str) -> bool:
