@@ -14,6 +14,7 @@ import pytest
 
 from conftest import text_wer as _wer
 from vidtrans.audio import SAMPLE_RATE, AudioOptions, load_audio
+from vidtrans.errors import ConfigurationError
 from vidtrans.models import ModelCache
 from vidtrans.schema import join_words
 from vidtrans.transcribe import TranscribeOptions, transcribe
@@ -147,9 +148,37 @@ def test_gpu_compute_type_choice(monkeypatch):
 
     monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 1)
     monkeypatch.setattr(ctranslate2, "get_supported_compute_types", lambda d: {"float16", "int8_float16", "int8", "float32"} if d == "cuda" else {"int8", "float32"})
+    monkeypatch.setattr(local, "cuda_library_problem", lambda: None)
     c = local.choose_device("auto", "default", 0)
     assert (c.device, c.compute_type) == ("cuda", "float16")
     assert local.choose_device("cuda", "int8_float16", 0).compute_type == "int8_float16"
+
+
+def test_a_gpu_without_the_cublas_ctranslate2_loads_is_not_chosen(monkeypatch, caplog):
+    """CTranslate2 counts a GPU even when the cuBLAS it loads at the first matrix product is missing
+    (its wheels need CUDA 12's; an H200 image here had only CUDA 13's) and then fails mid-run.  This
+    machine has no libcublas.so.12: "auto" falls back to the CPU with a warning, "cuda" fails at once
+    with the fix, and the doctor says so."""
+    import logging
+
+    import ctranslate2
+
+    from vidtrans import doctor
+
+    local.cuda_library_problem.cache_clear()
+    monkeypatch.setattr(local, "_cublas_name", lambda: "libcublas.so.999")
+    problem = local.cuda_library_problem()
+    local.cuda_library_problem.cache_clear()
+    assert problem and "libcublas.so.999" in problem and "nvidia-cublas-cu12" in problem
+    monkeypatch.setattr(local, "cuda_library_problem", lambda: problem)
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 1)
+    with caplog.at_level(logging.WARNING, logger="vidtrans.transcribe.local"):
+        assert local.choose_device("auto", "default", 0).device == "cpu"
+    assert any("transcribing on the CPU" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ConfigurationError, match="nvidia-cublas-cu12"):
+        local.choose_device("cuda", "default", 0)
+    gpu = next(c for c in doctor.check_environment() if c.name == "gpu")
+    assert not gpu.ok and "unusable" in gpu.detail
 
 
 @pytest.mark.slow

@@ -309,6 +309,9 @@ def test_alignment_processes_only_beside_a_gpu_decoder(monkeypatch):
     from vidtrans import pipeline
     from vidtrans.pipeline import PipelineOptions, align_workers
 
+    from vidtrans.transcribe import local
+
+    monkeypatch.setattr(local, "cuda_library_problem", lambda: None)
     monkeypatch.setattr(pipeline, "_cores", lambda: 16)
     monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 0)
     assert align_workers(PipelineOptions()) == 1
@@ -320,6 +323,10 @@ def test_alignment_processes_only_beside_a_gpu_decoder(monkeypatch):
     assert align_workers(PipelineOptions()) == 3
     monkeypatch.setattr(pipeline, "_cores", lambda: 1)  # a one-core Colab GPU runtime: the thread
     assert align_workers(PipelineOptions()) == 1
+    monkeypatch.setattr(pipeline, "_cores", lambda: 16)
+    monkeypatch.setattr(local, "cuda_library_problem", lambda: "no cuBLAS")  # decoding falls back to the CPU
+    assert align_workers(PipelineOptions()) == 1
+    assert align_workers(PipelineOptions(align_workers=3)) == 3
 
 
 def test_align_worker_processes_return_results_raise_errors_and_survive_a_killed_worker():

@@ -90,9 +90,15 @@ def check_environment(prepare_models: bool = False) -> list[Check]:
 
         n = ctranslate2.get_cuda_device_count()
         cuda = f"{n} CUDA device(s) for CTranslate2" if n else "no (CPU, int8)"
+        if n:
+            from .transcribe.local import cuda_library_problem
+
+            problem = cuda_library_problem()
+            if problem:
+                cuda += f", unusable: {problem}; until then vidtrans transcribes on the CPU"
     except Exception as exc:  # noqa: BLE001 - report, do not fail the check list
         cuda = f"unknown ({exc.__class__.__name__})"
-    checks.append(Check("gpu", True, cuda, required=False))
+    checks.append(Check("gpu", "unusable" not in cuda, cuda, required=False))
 
     try:
         from .models import list_models, resolve_model

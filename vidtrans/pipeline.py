@@ -284,7 +284,9 @@ def align_workers(options: PipelineOptions) -> int:
     try:
         import ctranslate2
 
-        gpu = ctranslate2.get_cuda_device_count() > 0
+        from .transcribe.local import cuda_library_problem
+
+        gpu = ctranslate2.get_cuda_device_count() > 0 and cuda_library_problem() is None
     except ImportError:
         return 1
     return max(1, min(MAX_ALIGN_WORKERS, _cores() - 1)) if gpu else 1

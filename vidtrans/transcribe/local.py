@@ -188,8 +188,56 @@ def _cpuinfo_cores() -> int | None:
     return len(cores) or None
 
 
+@functools.lru_cache(maxsize=1)
+def _cublas_name() -> str:
+    """The cuBLAS library CTranslate2's CUDA build loads (named inside its shared library; wheels
+    since 4.5 are built against CUDA 12)."""
+    import mmap
+
+    try:
+        import ctranslate2
+
+        pkg = Path(ctranslate2.__file__).parent
+        for lib in sorted([*pkg.parent.glob("ctranslate2.libs/libctranslate2*"), *pkg.glob("libctranslate2*")]):
+            with open(lib, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                found = re.search(rb"libcublas\.so\.\d+", m)
+                name = bytes(found.group(0)).decode() if found else None
+            if name:
+                return name
+    except (ImportError, OSError, ValueError):
+        pass
+    return "libcublas.so.12"
+
+
+@functools.lru_cache(maxsize=1)
+def cuda_library_problem() -> str | None:
+    """Why CTranslate2 would fail on this machine's GPU -- the cuBLAS it loads at the first matrix
+    product cannot be loaded (a CUDA 13-only image, say) -- or None.
+
+    CTranslate2 counts the GPU either way and only fails mid-run with "Library libcublas.so.12 is
+    not found", so :func:`choose_device` asks first.  Linux only (elsewhere None).
+    """
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    name = _cublas_name()
+    try:
+        ctypes.CDLL(name)
+    except OSError as exc:
+        return (f"CTranslate2's CUDA build needs {name}, which cannot be loaded ({exc}); install CUDA 12's cuBLAS "
+                f"(pip install nvidia-cublas-cu12, with its lib directory on LD_LIBRARY_PATH)")
+    return None
+
+
 def choose_device(device: str = "auto", compute_type: str = "default", cpu_threads: int = 0) -> DeviceChoice:
-    """Resolve "auto"/"default"/0 to a concrete device, compute type and thread count."""
+    """Resolve "auto"/"default"/0 to a concrete device, compute type and thread count.
+
+    "auto" is CUDA when CTranslate2 sees a GPU and can load its cuBLAS (:func:`cuda_library_problem`;
+    else the CPU, with a warning), "cuda" fails at once when either is missing.
+    """
     try:
         import ctranslate2
     except ImportError as exc:
@@ -199,10 +247,15 @@ def choose_device(device: str = "auto", compute_type: str = "default", cpu_threa
     if device not in {"auto", "cpu", "cuda"}:
         raise ConfigurationError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
     n_gpu = ctranslate2.get_cuda_device_count()
+    problem = cuda_library_problem() if n_gpu > 0 and device != "cpu" else None
     if device == "auto":
-        device = "cuda" if n_gpu > 0 else "cpu"
+        if problem:
+            log.warning("a CUDA GPU is present but %s; transcribing on the CPU", problem)
+        device = "cuda" if n_gpu > 0 and not problem else "cpu"
     elif device == "cuda" and n_gpu == 0:
         raise ConfigurationError("device 'cuda' was requested but CTranslate2 sees no CUDA GPU; use device='auto' or 'cpu'")
+    elif device == "cuda" and problem:
+        raise ConfigurationError(f"device 'cuda': {problem}; or use device='cpu'")
     if compute_type in (None, "", "default", "auto"):
         compute_type = "float16" if device == "cuda" else "int8"
     supported = ctranslate2.get_supported_compute_types(device)
