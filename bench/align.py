@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="base")
     ap.add_argument("--no-diarize", dest="diarize", action="store_false", help="vidtrans runs without speakers (faster)")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--align-workers", type=int, default=0, help="vidtrans's alignment processes (0 = auto)")
     ap.add_argument("--json", default=None, help="also write the scores here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             rows["plain faster-whisper"] = ([(w.word, w.start, w.end) for s in segs for w in (s.words or ())], time.perf_counter() - t)
             for name, wt in (("vidtrans unrefined", "none"), ("vidtrans", "auto")):
                 opts = PipelineOptions(out_dir=tmp, formats=("json",), model=args.model, cpu_threads=args.threads,
-                                       diarize=args.diarize, word_timing=wt)
+                                       diarize=args.diarize, word_timing=wt, align_workers=args.align_workers)
                 t = time.perf_counter()
                 res = run(str(d["path"]), opts)
                 rows[name] = (words_of(res.transcript), time.perf_counter() - t)
