@@ -116,6 +116,11 @@ EXTRA_OPTIONS: dict[str, Any] = {
     #: equal to faster-whisper's up to float32 rounding, see ._features)
     "lean_features_seconds": 600.0,
     # -- batching / model loading ---------------------------------------------
+    #: seed of CTranslate2's sampling (the temperature fallback on hard audio), set before the model
+    #: loads: its decoders then draw the same samples every run, so a run gives the same text on the
+    #: same input (plain faster-whisper draws a fresh seed: on the dev phone call three runs gave 85,
+    #: 81 and 66 words).  None = a fresh seed per run
+    "seed": 0,
     #: who runs Whisper's encoder: "auto" (OpenVINO on the CPU when installed: bfloat16 on AMX /
     #: AVX512-BF16 CPUs, see .ov_encoder), "openvino" or "ctranslate2" (faster-whisper's own)
     "encoder_runtime": "auto",
@@ -425,17 +430,23 @@ def _model_class():
 
 
 def load_model(path: str, device: str, compute_type: str, cpu_threads: int, num_workers: int = 1,
-               encoder_runtime: str = "ctranslate2"):
+               encoder_runtime: str = "ctranslate2", seed: int | None = None):
     """Load a ``faster_whisper.WhisperModel`` from a model directory (no caching; see get_model).
 
     *encoder_runtime* ``openvino`` runs the encoder on OpenVINO (:mod:`.ov_encoder`);
     when that cannot be built or compiled the model keeps CTranslate2's encoder
     (logged, and recorded as ``encoder_runtime`` in the transcript's meta).
+    *seed* (``extra["seed"]``): CTranslate2 seeds each decoding thread's sampler once, from the
+    seed set when the thread first samples, so it is set before the model (and its threads) exist.
     """
     try:
         _model_class()
     except ImportError as exc:
         raise MissingDependencyError("faster-whisper", purpose="local transcription") from exc
+    if seed is not None:
+        import ctranslate2
+
+        ctranslate2.set_random_seed(int(seed))
     log.info("loading Whisper model %s on %s (%s, %d threads)", path, device, compute_type, cpu_threads)
     try:
         model = _model_class()(
@@ -472,9 +483,11 @@ def get_model(options: TranscribeOptions, models=None, duration: float | None = 
     workers, threads = worker_plan(choice, int(options.extra.get("num_workers", EXTRA_OPTIONS["num_workers"])))
     encoder = resolve_encoder_runtime(str(options.extra.get("encoder_runtime", EXTRA_OPTIONS["encoder_runtime"])),
                                       choice.device, duration)
-    key = ("faster-whisper", str(path), choice.device, choice.compute_type, threads, workers, encoder)
+    seed = options.extra.get("seed", EXTRA_OPTIONS["seed"])
+    key = ("faster-whisper", str(path), choice.device, choice.compute_type, threads, workers, encoder, seed)
     cache = models if models is not None else ModelCache()
-    model = cache.get(key, lambda: load_model(str(path), choice.device, choice.compute_type, threads, workers, encoder))
+    model = cache.get(key, lambda: load_model(str(path), choice.device, choice.compute_type, threads, workers, encoder,
+                                              seed))
     return model, path, choice
 
 
