@@ -199,16 +199,3 @@ def test_language_detection_window_is_encoded_once(sample_wav, monkeypatch):
     assert np.array_equal(asked[0], asked[1])  # detection, then the first window: the same features
     assert len(encoded) == len(asked) - 1
     assert all(not np.array_equal(a, b) for i, a in enumerate(encoded) for b in encoded[i + 1:])
-
-
-def test_bfloat16_only_on_cpus_with_amx():
-    """bfloat16 changed two words of the sonnet on an AVX512-BF16 CPU without AMX (AMD EPYC), not on
-    the AMX Xeon; without AMX the encoder runs in float32 (still faster than CTranslate2's int8 there)."""
-    from vidtrans import _openvino
-    from vidtrans.transcribe.ov_encoder import encoder_precision
-
-    assert encoder_precision(["FP32", "BF16"], amx=True) == "bf16"
-    assert encoder_precision(["FP32", "BF16"], amx=False) == "f32"
-    assert encoder_precision(["FP32"], amx=True) == "f32"
-    flags = open("/proc/cpuinfo").read().split()
-    assert _openvino.has_amx() == ("amx_bf16" in flags)

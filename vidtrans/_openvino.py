@@ -64,17 +64,6 @@ def precision(capabilities: Any = None) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def has_amx() -> bool:
-    """True when the CPU has AMX's bfloat16 tiles (Linux ``/proc/cpuinfo`` flag ``amx_bf16``; False
-    where that cannot be read)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            return any(line.startswith("flags") and "amx_bf16" in line.split() for line in f)
-    except OSError:
-        return False
-
-
-@functools.lru_cache(maxsize=1)
 def _cpu_capabilities() -> tuple[str, ...]:
     """The CPU plugin's ``OPTIMIZATION_CAPABILITIES`` (read once: the CPU does not change)."""
     import openvino as ov

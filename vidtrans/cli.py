@@ -87,7 +87,7 @@ def _add_transcribe_flags(p: argparse.ArgumentParser) -> None:
                         "each piece starts without the previous text as a prompt)")
     p.add_argument("--encoder-runtime", dest="encoder_runtime", default="auto", choices=["auto", "openvino", "ctranslate2"],
                    help="faster-whisper: who runs Whisper's encoder; auto = OpenVINO on the CPU when installed "
-                        "(1.4-2x less CPU; bfloat16 on AMX CPUs), ctranslate2 = plain faster-whisper's "
+                        "(1.4-2x less CPU; bfloat16 on AMX/AVX512-BF16 CPUs), ctranslate2 = plain faster-whisper's "
                         "int8 encoder and its exact text")
 
 

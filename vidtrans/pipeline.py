@@ -65,7 +65,7 @@ class PipelineOptions:
     #: starts unprompted, see bench/README.md); 1 = one decoder on every thread
     decode_workers: int = 1
     #: faster-whisper: who runs Whisper's encoder: "auto" (OpenVINO on the CPU when installed, in
-    #: bfloat16 where the CPU has AMX; CTranslate2 on a GPU), "openvino" or
+    #: bfloat16 where the CPU has AMX / AVX512-BF16; CTranslate2 on a GPU), "openvino" or
     #: "ctranslate2" (plain faster-whisper's int8 encoder: its exact text)
     encoder_runtime: str = "auto"
     #: label who spoke when (offline backend by default)

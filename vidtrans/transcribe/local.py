@@ -121,8 +121,8 @@ EXTRA_OPTIONS: dict[str, Any] = {
     #: same input (plain faster-whisper draws a fresh seed: on the dev phone call three runs gave 85,
     #: 81 and 66 words).  None = a fresh seed per run
     "seed": 0,
-    #: who runs Whisper's encoder: "auto" (OpenVINO on the CPU when installed: bfloat16 on AMX
-    #: CPUs, float32 elsewhere, see .ov_encoder), "openvino" or "ctranslate2" (faster-whisper's own)
+    #: who runs Whisper's encoder: "auto" (OpenVINO on the CPU when installed: bfloat16 on AMX /
+    #: AVX512-BF16 CPUs, see .ov_encoder), "openvino" or "ctranslate2" (faster-whisper's own)
     "encoder_runtime": "auto",
     #: 0 = choose (see choose_batch_size), 1 = sequential (plain faster-whisper), >1 = batched over VAD chunks
     "batch_size": 0,

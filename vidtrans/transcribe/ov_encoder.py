@@ -3,8 +3,8 @@
 faster-whisper spends about half of its CPU time in CTranslate2's int8
 encoder on short files (the packaged *base* model, 53 s sonnet, 2 threads:
 3.0 of 6.6 s in four encodes of 30 s windows), and the encoder is one dense
-pass per window that OpenVINO's CPU plugin runs in bfloat16 on AMX (in
-float32 elsewhere: :func:`encoder_precision`).  The decoder (beam search, temperature fallback, timestamps) stays
+pass per window that OpenVINO's CPU plugin runs on AMX / AVX512-BF16 in
+bfloat16.  The decoder (beam search, temperature fallback, timestamps) stays
 CTranslate2's: CTranslate2's ``generate``/``align``/``detect_language`` take
 an already encoded window in place of the mel spectrogram.
 
@@ -167,19 +167,6 @@ def encoder_graph(model_dir: str | Path) -> Path:
     return xml
 
 
-def encoder_precision(capabilities: Any = None, amx: bool | None = None) -> str:
-    """``bf16`` on CPUs with AMX, else ``f32``.
-
-    On this project's Xeon (AMX) the bfloat16 encoder gave the 13 read-speech dev files the same
-    WER as CTranslate2's int8 encoder; on an AMD EPYC with AVX512-BF16 but no AMX it changed two
-    words of the 53 s sonnet ("desire increase" -> "desire and crease"), while float32 there still
-    encodes a window in 0.23 s against CTranslate2 int8's 0.40 s (bfloat16: 0.13 s).
-    """
-    if amx is None:
-        amx = _openvino.has_amx()
-    return "bf16" if amx and _openvino.precision(capabilities) == "bf16" else "f32"
-
-
 class OpenVinoEncoder:
     """Whisper's encoder compiled for OpenVINO's CPU plugin; callable on mel features.
 
@@ -188,7 +175,7 @@ class OpenVinoEncoder:
     """
 
     def __init__(self, model_dir: str | Path, threads: int, precision: str | None = None):
-        self.precision = precision or encoder_precision()
+        self.precision = precision or _openvino.precision()
         config = {"INFERENCE_PRECISION_HINT": self.precision, "INFERENCE_NUM_THREADS": max(1, int(threads)),
                   "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"}
         core = _openvino.core(_graph_dir() / "compiled", "the openvino Whisper encoder")
