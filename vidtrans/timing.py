@@ -353,20 +353,19 @@ def _align_segment(
 ) -> tuple[dict[int, tuple[float, float]] | None, dict[str, int]]:
     """Force-align one segment's words: ({word index: (start, end)} or None when it failed, stats)."""
     stats = {"oov_words": 0}
-    tries = []
-    for i0, i1, t0, t1 in _windows(seg, samples.size / SAMPLE_RATE, options):
-        texts = [w.text for w in seg.words[i0:i1]]
-        tries.append(_align_window(decs.default, samples, t0, t1, texts, stats, options.garbage))
-    return _retry_segment(decs, samples, seg, options, tries, stats)
+    windows = _windows(seg, samples.size / SAMPLE_RATE, options)
+    tries = [_align_window(decs.default, samples, t0, t1, [w.text for w in seg.words[i0:i1]], stats, options.garbage)
+             for i0, i1, t0, t1 in windows]
+    return _retry_segment(decs, samples, seg, options, windows, tries, stats)
 
 
 def _retry_segment(
-    decs: _Decoders, samples: np.ndarray, seg: Segment, options: TimingOptions, tries: list[dict | None], stats: dict
+    decs: _Decoders, samples: np.ndarray, seg: Segment, options: TimingOptions, windows: list[tuple],
+    tries: list[dict | None], stats: dict,
 ) -> tuple[dict[int, tuple[float, float]] | None, dict[str, int]]:
-    """After the default beams' attempt on each window (*tries*): the wide-beam retries of the windows
-    that failed (while the budget allows), the words' times and the counts (``segments_*`` count windows)."""
+    """After the default beams' attempt on each of *seg*'s *windows* (*tries*): the wide-beam retries of the
+    windows that failed (while the budget allows), the words' times and the counts (``segments_*`` count windows)."""
     out: dict[int, tuple[float, float]] = {}
-    windows = _windows(seg, samples.size / SAMPLE_RATE, options)
     for (i0, i1, t0, t1), res in zip(windows, tries):
         if res is None and decs.retries.allows():
             res = _align_window(decs.wide(), samples, t0, t1, [w.text for w in seg.words[i0:i1]], stats, options.garbage)
@@ -439,8 +438,9 @@ class SegmentAligner:
     aligner on one core became the bottleneck (``bench/gpu.py``: 9 minutes of speech decoded in 2 s,
     aligned in 15 s).  The processes make the default-beam attempts; the wide-beam retries of
     segments they could not align run here, in submission order, so the retry budget is spent as a
-    single aligner spends it and the word times are the same (only ``oov_words`` may count a word
-    once per process).
+    single aligner spends it.  PocketSphinx carries state from one utterance to the next, so the
+    times are close to one aligner's, not equal (>= 94 % of boundaries within 20 ms on the dev
+    clips), and ``oov_words`` may count a word once per process.
     """
 
     def __init__(self, audio: Any, options: TimingOptions | None = None, workers: int = 1):
@@ -453,7 +453,7 @@ class SegmentAligner:
         self.workers = workers
         self._pool: Any = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidtrans-align") if workers == 1 else None
         self._futures: dict[tuple, Any] = {}
-        self._segments: dict[tuple, Segment] = {}
+        self._segments: dict[tuple, tuple] = {}  # workers > 1: (segment, its windows)
         self._done: dict[tuple, tuple] = {}  # workers > 1: results with their retries made
         self._decs: _Decoders | None = None  # the thread worker's (workers == 1), or the retries' (workers > 1)
         #: wide-beam retries left for this input (refine_words uses the rest once the worker is done)
@@ -478,12 +478,13 @@ class SegmentAligner:
         if self.workers == 1:
             self._futures[key] = self._pool.submit(self._align, segment)
             return
-        self._segments[key] = segment
+        windows = _windows(segment, self.samples.size / SAMPLE_RATE, self.options)
+        self._segments[key] = (segment, windows)
         self._futures[key] = [
             self._processes().submit(_align_in_process, _window_pcm(self.samples, t0, t1), t0,
                                      [w.text for w in segment.words[i0:i1]],
                                      float(self.options.filler_prob), float(self.options.garbage))
-            for i0, i1, t0, t1 in _windows(segment, self.samples.size / SAMPLE_RATE, self.options)]
+            for i0, i1, t0, t1 in windows]
 
     def _align(self, segment: Segment):
         try:
@@ -506,7 +507,8 @@ class SegmentAligner:
                     got = [f.result() for f in fut]
                     stats = {"oov_words": sum(st["oov_words"] for _, st in got)}
                     self._decs = self._decs or _Decoders(self.options, self.retries)
-                    self._done[key] = _retry_segment(self._decs, self.samples, self._segments[key], self.options,
+                    segment, windows = self._segments[key]
+                    self._done[key] = _retry_segment(self._decs, self.samples, segment, self.options, windows,
                                                      [res for res, _ in got], stats)
                 out[key] = self._done[key]
             except Exception as exc:  # noqa: BLE001 - aligned again (and raised) in the main thread
