@@ -84,7 +84,7 @@ def check_environment(prepare_models: bool = False) -> list[Check]:
         fix = f"pip install 'vidtrans[{extra}]'" if extra else f"pip install {dist}"
         checks.append(Check(dist, v is not None, v or "not installed", fix, required))
 
-    cuda = "no"
+    cuda, usable = "no", True
     try:
         import ctranslate2
 
@@ -95,10 +95,11 @@ def check_environment(prepare_models: bool = False) -> list[Check]:
 
             problem = cuda_library_problem()
             if problem:
+                usable = False
                 cuda += f", unusable: {problem}; until then vidtrans transcribes on the CPU"
     except Exception as exc:  # noqa: BLE001 - report, do not fail the check list
         cuda = f"unknown ({exc.__class__.__name__})"
-    checks.append(Check("gpu", "unusable" not in cuda, cuda, required=False))
+    checks.append(Check("gpu", usable, cuda, required=False))
 
     try:
         from .models import list_models, resolve_model
