@@ -247,6 +247,69 @@ def test_worker_plan_shares_the_threads_among_the_workers():
             local.worker_plan(cpu(2), bad)
 
 
+def test_decoder_threads_choice():
+    """One CTranslate2 thread for models up to small when OpenVINO encodes on its own threads;
+    the whole budget otherwise (CTranslate2's encoder, GPUs, larger models, unknown widths)."""
+    choose = local.choose_decoder_threads
+    assert choose(0, "cpu", "openvino", 2, 512) == 1
+    assert choose(0, "cpu", "openvino", 8, local.ONE_THREAD_MAX_WIDTH) == 1
+    assert choose(0, "cpu", "openvino", 8, 1024) == 8  # medium and larger: threads pay for themselves
+    assert choose(0, "cpu", "openvino", 2, None) == 2
+    assert choose(0, "cpu", "ctranslate2", 2, 512) == 2  # CTranslate2 also encodes: its products use every thread
+    assert choose(0, "cuda", "ctranslate2", 4, 512) == 4
+    assert choose(3, "cpu", "openvino", 2, 512) == 3
+    with pytest.raises(ConfigurationError, match="decoder_threads"):
+        choose(-1, "cpu", "openvino", 2, 512)
+
+
+def test_decoder_width_read_from_the_model_file(tmp_path):
+    from vidtrans.models import resolve_model
+
+    assert local.decoder_width(resolve_model("base")) == 512
+    assert local.decoder_width(resolve_model("tiny.en")) == 384
+    (tmp_path / "model.bin").write_bytes(b"\x06\x00")  # truncated: unknown, not an exception
+    assert local.decoder_width(tmp_path) is None
+
+
+@pytest.mark.slow
+def test_one_decoder_thread_gives_the_same_text_as_two(shared_eval, models):
+    """The default on a CPU with the OpenVINO encoder decodes base on one CTranslate2 thread (faster on
+    2 cores, bench/README.md); the words are those of the two-thread decoder, and the encoder keeps
+    every core."""
+    audio = load_audio(shared_eval / "asr" / "en_jfk_inaugural.flac")
+    one = transcribe(audio, TranscribeOptions(model="base"), models=models)
+    if one.insights.get("encoder_runtime") != "openvino":
+        pytest.skip("OpenVINO is not installed: CTranslate2 encodes and keeps every thread")
+    assert one.insights["decoder_threads"] == 1
+    two = transcribe(audio, TranscribeOptions(model="base", extra={"decoder_threads": 2}), models=models)
+    assert two.insights["decoder_threads"] == 2
+    assert one.text == two.text and one.text.strip()
+    assert [(w.start, w.end) for w in one.words] == [(w.start, w.end) for w in two.words]
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_helper_threads_yield_to_the_decoder_and_only_they_do():
+    import os
+    import threading
+
+    from vidtrans._threads import HELPER_NICE, yield_to_decoder
+
+    main = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen = {}
+
+    def helper():
+        tid = threading.get_native_id()
+        seen["before"] = os.getpriority(os.PRIO_PROCESS, tid)
+        seen["did"] = yield_to_decoder()
+        seen["after"] = os.getpriority(os.PRIO_PROCESS, tid)
+
+    t = threading.Thread(target=helper)
+    t.start()
+    t.join()
+    assert seen["did"] and seen["after"] == min(19, seen["before"] + HELPER_NICE)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main  # the caller's thread only
+
+
 def test_decode_workers_flag_reaches_the_engine():
     from vidtrans.cli import _pipeline_options, build_parser
     from vidtrans.pipeline import transcribe_options

@@ -295,10 +295,12 @@ def align_workers(options: PipelineOptions) -> int:
 def _thread_budget(cores: int, diarize: bool) -> tuple[int, int]:
     """(CTranslate2 threads, diarization model threads) while transcription and diarization run side by side.
 
-    The decoder keeps every core (its threads idle between steps, and it is
-    the longer of the two jobs); diarization (onnxruntime sessions that never
-    spin-wait, or torch on a GPU machine) gets 1 thread up to 4 cores and a
-    quarter of them beyond.  Measured in ``bench/speed.py``.
+    The engine keeps every core (on a CPU it decodes models up to small on one
+    thread and encodes on all, :func:`vidtrans.transcribe.local.choose_decoder_threads`);
+    diarization (onnxruntime sessions that never spin-wait, or torch on a GPU
+    machine) gets 1 thread up to 4 cores and a quarter of them beyond, in a
+    thread that yields to the decoder's (:func:`vidtrans._threads.yield_to_decoder`).
+    Measured in ``bench/speed.py``.
     """
     if not diarize:
         return cores, 0
@@ -333,6 +335,9 @@ def transcribe_and_diarize(
         dopts = diarize_options(options, torch_threads)
 
         def diarize_job():
+            from ._threads import yield_to_decoder
+
+            yield_to_decoder()
             t = time.perf_counter()
             result = dz.diarize(audio, dopts, progress=(lambda d, n: progress("diarize", d, n)) if progress else None)
             return result, time.perf_counter() - t

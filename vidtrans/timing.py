@@ -488,7 +488,10 @@ class SegmentAligner:
 
     def _align(self, segment: Segment):
         try:
-            if self._decs is None:
+            if self._decs is None:  # the first segment, in the pool's one thread
+                from ._threads import yield_to_decoder
+
+                yield_to_decoder()
                 self._decs = _Decoders(self.options, self.retries)
             return _align_segment(self._decs, self.samples, segment, self.options)
         except Exception:

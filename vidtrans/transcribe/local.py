@@ -11,7 +11,9 @@
   :class:`vidtrans.models.ModelCache` (pass ``models=``) so batches and
   notebooks load it once;
 * picks the device ("auto" -> CUDA float16 when CTranslate2 sees a GPU,
-  otherwise CPU int8), CPU threads (0 -> physical cores), sequential or
+  otherwise CPU int8), CPU threads (0 -> physical cores; with the OpenVINO
+  encoder, models up to small decode on one of them, which is faster:
+  :func:`choose_decoder_threads`), sequential or
   batched decoding (:func:`choose_batch_size`) and who runs Whisper's
   encoder (``extra["encoder_runtime"]``: on the CPU OpenVINO when it is
   installed, :mod:`.ov_encoder`; CTranslate2's decoder takes the encoded
@@ -130,6 +132,10 @@ EXTRA_OPTIONS: dict[str, Any] = {
     "batch_chunk_seconds": 30.0,
     #: ... joining neighbours separated by less than this pause (s)
     "batch_max_gap": 2.0,
+    #: CTranslate2 threads of the decoder on the CPU when OpenVINO encodes (with its own threads):
+    #: 0 = auto (see choose_decoder_threads: one for models up to small, whose per-step matrices are
+    #: too small for a second thread to pay for the barrier it waits at; all for larger ones), N = N
+    "decoder_threads": 0,
     # -- decoding side by side ------------------------------------------------------
     #: CTranslate2 workers, each with cpu_threads / num_workers threads; more than one decode
     #: pieces of the input side by side (see worker_plan: faster on 2 shared cores, not the default)
@@ -296,6 +302,45 @@ def worker_plan(choice: DeviceChoice, requested: int = 1) -> tuple[int, int]:
     return requested, max(1, threads // requested)
 
 
+#: widest decoder (d_model) that :func:`choose_decoder_threads` gives one thread: tiny 384, base 512, small 768
+ONE_THREAD_MAX_WIDTH = 768
+
+
+def decoder_width(model_dir: str | os.PathLike) -> int | None:
+    """d_model of the CTranslate2 Whisper model in *model_dir* (its decoder's final layer norm), or None."""
+    from .openai_whisper import CT2FormatError, read_ct2_model
+
+    try:
+        _, arrays = read_ct2_model(Path(model_dir) / "model.bin", prefix="decoder/layer_norm/")
+    except CT2FormatError as exc:
+        log.debug("cannot read the decoder width of %s: %s", model_dir, exc)
+        return None
+    return next((int(a.shape[-1]) for a in arrays.values() if a.ndim == 1), None)
+
+
+def choose_decoder_threads(requested: int, device: str, encoder_runtime: str, threads: int, width: int | None) -> int:
+    """CTranslate2's threads per worker: *requested* (> 0), else *threads* unless one is faster.
+
+    CTranslate2 runs each decoding step's small matrix products on OpenMP
+    threads that meet at a barrier after every operation; for beam 5 on a
+    model up to small the barrier costs more than the second thread gives.
+    Fixed-length beam-5 steps, int8, this project's 2-vCPU machine, one
+    thread vs two (``bench/README.md``): tiny.en 2.0x, base 1.5x, small 1.3x
+    faster with one; medium 0.96x, large-v3-turbo 0.84x, large-v3 0.81x.
+    So on the CPU, when OpenVINO runs the encoder on its own threads
+    (CTranslate2 then only decodes), models of d_model <= 768 decode on one
+    thread; with CTranslate2's own encoder, whose large products do use every
+    thread, the budget stays whole.
+    """
+    if requested < 0:
+        raise ConfigurationError(f"decoder_threads must be >= 0, got {requested!r}")
+    if requested:
+        return requested
+    if device == "cpu" and encoder_runtime == "openvino" and width is not None and width <= ONE_THREAD_MAX_WIDTH:
+        return 1
+    return threads
+
+
 def piece_count(duration: float, workers: int, piece_seconds: float = 120.0, min_split_seconds: float = 30.0,
                 max_split_seconds: float = float("inf")) -> int:
     """How many pieces an input of *duration* seconds is cut into: a multiple of *workers*, each
@@ -430,8 +475,11 @@ def _model_class():
 
 
 def load_model(path: str, device: str, compute_type: str, cpu_threads: int, num_workers: int = 1,
-               encoder_runtime: str = "ctranslate2", seed: int | None = None):
+               encoder_runtime: str = "ctranslate2", seed: int | None = None, encoder_threads: int = 0):
     """Load a ``faster_whisper.WhisperModel`` from a model directory (no caching; see get_model).
+
+    *cpu_threads* are CTranslate2's threads per worker; the OpenVINO encoder gets *encoder_threads*
+    (0 = ``cpu_threads * num_workers``).
 
     *encoder_runtime* ``openvino`` runs the encoder on OpenVINO (:mod:`.ov_encoder`);
     when that cannot be built or compiled the model keeps CTranslate2's encoder
@@ -455,13 +503,17 @@ def load_model(path: str, device: str, compute_type: str, cpu_threads: int, num_
         )
     except (RuntimeError, ValueError, OSError) as exc:
         raise ModelError(f"cannot load Whisper model from {path} on {device}/{compute_type}: {exc}") from exc
+    model.decoder_threads = cpu_threads
     if encoder_runtime == "openvino":
         from .ov_encoder import OpenVinoEncoder
 
         try:
-            model.encoder = OpenVinoEncoder(path, cpu_threads * num_workers)
+            model.encoder = OpenVinoEncoder(path, encoder_threads or cpu_threads * num_workers)
         except (ModelError, MissingDependencyError) as exc:
             log.warning("the OpenVINO encoder is unavailable (%s); encoding with CTranslate2", exc)
+            whole = max(1, (encoder_threads or cpu_threads * num_workers) // num_workers)
+            if whole > cpu_threads:  # CTranslate2 encodes after all: give it the threads meant for OpenVINO
+                return load_model(path, device, compute_type, whole, num_workers, "ctranslate2", seed)
     return model
 
 
@@ -484,10 +536,14 @@ def get_model(options: TranscribeOptions, models=None, duration: float | None = 
     encoder = resolve_encoder_runtime(str(options.extra.get("encoder_runtime", EXTRA_OPTIONS["encoder_runtime"])),
                                       choice.device, duration)
     seed = options.extra.get("seed", EXTRA_OPTIONS["seed"])
-    key = ("faster-whisper", str(path), choice.device, choice.compute_type, threads, workers, encoder, seed)
+    requested = int(options.extra.get("decoder_threads", EXTRA_OPTIONS["decoder_threads"]) or 0)
+    width = decoder_width(path) if not requested and choice.device == "cpu" and encoder == "openvino" else None
+    decoding = choose_decoder_threads(requested, choice.device, encoder, threads, width)
+    key = ("faster-whisper", str(path), choice.device, choice.compute_type, decoding, workers, encoder, seed,
+           threads * workers)
     cache = models if models is not None else ModelCache()
-    model = cache.get(key, lambda: load_model(str(path), choice.device, choice.compute_type, threads, workers, encoder,
-                                              seed))
+    model = cache.get(key, lambda: load_model(str(path), choice.device, choice.compute_type, decoding, workers, encoder,
+                                              seed, threads * workers))
     return model, path, choice
 
 
@@ -926,7 +982,8 @@ def faster_whisper_engine(audio: Any, options: TranscribeOptions | None = None, 
     batch = choose_batch_size(choice.device, int(cfg["batch_size"] or 0),
                               _gpu_free_bytes() if choice.device == "cuda" else None, model_name)
     insights: dict[str, Any] = {"device": choice.device, "compute_type": choice.compute_type,
-                                "cpu_threads": choice.cpu_threads, "batch_size": batch, **describe_encoder(model.encoder)}
+                                "cpu_threads": choice.cpu_threads, "decoder_threads": getattr(model, "decoder_threads", None),
+                                "batch_size": batch, **describe_encoder(model.encoder)}
 
     def empty(reason: str) -> SimpleStream:
         log.info("no speech in input (%s): returning an empty transcript", reason)
