@@ -188,16 +188,18 @@ def test_method_none_and_bad_method():
         refine_words(tr, np.zeros(16000, dtype=np.float32), TimingOptions(method="magic"))
 
 
-def test_segments_aligned_while_decoding_give_the_same_timing_as_aligning_afterwards(sample_runs):
-    """The pipeline aligns each segment in a worker thread as the engine yields it (SegmentAligner);
-    refine_words takes those alignments, aligns what was not submitted itself, and the words and the
-    recorded statistics equal a plain refine_words run.  Non-English segments are not aligned."""
+@pytest.mark.parametrize("processes", [False, True], ids=["thread", "process"])
+def test_segments_aligned_while_decoding_give_the_same_timing_as_aligning_afterwards(sample_runs, processes):
+    """The pipeline aligns each segment in a worker process (a thread with ``processes=False``) as the
+    engine yields it (SegmentAligner); refine_words takes those alignments, aligns what was not
+    submitted itself, and the words and the recorded statistics equal a plain refine_words run: the
+    one process makes the same attempts in the same order.  Non-English segments are not aligned."""
     from vidtrans.timing import SegmentAligner, TimingOptions, refine_words
 
     audio, refined, raw = sample_runs
     spoken = [s for s in raw.segments if s.words]
     assert len(spoken) >= 3
-    with SegmentAligner(audio, TimingOptions()) as aligner:
+    with SegmentAligner(audio, TimingOptions(), processes=processes) as aligner:
         aligner.submit(spoken[0], "de")  # not English: skipped
         assert aligner.results() == {}
         for seg in spoken[:-1]:  # the last one is left to refine_words, as if the engine had changed it
@@ -208,6 +210,7 @@ def test_segments_aligned_while_decoding_give_the_same_timing_as_aligning_afterw
     assert [(w.text, w.start, w.end) for w in out.words] == [(w.text, w.start, w.end) for w in refined.words]
     a, b = dict(out.meta["word_timing"]), dict(refined.meta["word_timing"])
     a.pop("seconds"), b.pop("seconds")
+    assert a.pop("align_processes") is processes and b.pop("align_processes") is False
     assert a == b and a["segments_aligned"] + a["segments_failed"] == len(spoken)
 
 
@@ -237,7 +240,7 @@ def test_wide_beam_retries_stop_after_failing_until_one_helps(sample_wav):
 def _aligned_by_processes(raw, audio, workers=2):
     from vidtrans.timing import SegmentAligner, TimingOptions, refine_words
 
-    with SegmentAligner(audio, TimingOptions(), workers=workers) as aligner:
+    with SegmentAligner(audio, TimingOptions(), workers=workers, processes=True) as aligner:
         for seg in raw.segments:
             aligner.submit(seg, raw.language)
         return refine_words(raw, audio, TimingOptions(), aligner)
@@ -267,10 +270,12 @@ def test_aligner_processes_meet_the_bound_on_a_forced_alignment(aligned_clip):
     assert after.both_200 >= 0.85, after
 
 
-def test_aligner_processes_spend_the_retry_budget_in_submission_order(sample_wav):
-    """The processes make the default-beam attempts; the wide-beam retries of the segments they
-    cannot align are made in the main process in submission order, so the budget runs out as it
-    does for one aligner."""
+@pytest.mark.parametrize("workers", [2, 1])
+def test_aligner_processes_spend_the_retry_budget_in_submission_order(sample_wav, workers):
+    """Two or more processes make the default-beam attempts; the wide-beam retries of the segments
+    they cannot align are made in the main process in submission order.  One process makes the
+    retries itself and hands its budget back.  Either way the budget runs out as it does for one
+    aligner thread."""
     from vidtrans.audio import load_audio
     from vidtrans.timing import SegmentAligner, TimingOptions, align_segments
 
@@ -279,15 +284,17 @@ def test_aligner_processes_spend_the_retry_budget_in_submission_order(sample_wav
                for t in (8.0, 12.0, 16.0, 20.0, 24.0)]
     tr = Transcript(segments=tuple(crammed), duration=30.0, language="en")
     opts = TimingOptions(max_failed_retries=2)
-    with SegmentAligner(audio, opts, workers=2) as aligner:
+    with SegmentAligner(audio, opts, workers=workers, processes=True) as aligner:
         for seg in crammed:
             aligner.submit(seg, "en")
         _, _, aligned, stats = align_segments(tr, audio, opts, aligner.results(), aligner.retries)
+        assert (aligner.retries.failed, aligner.retries.helped) == (2, False)
     assert not aligned.any()
     assert stats["segments_failed"] == 5 and stats["segments_retried"] == 2 and stats["segments_not_retried"] == 3
 
 
-def test_aligner_processes_that_cannot_start_leave_the_work_to_the_main_process(sample_runs, monkeypatch, caplog):
+@pytest.mark.parametrize("workers", [2, 1])
+def test_aligner_processes_that_cannot_start_leave_the_work_to_the_main_process(sample_runs, monkeypatch, caplog, workers):
     """No worker process (here: no Python to start): every segment fails over to refine_words,
     which aligns them itself in order -- one aligner's exact times, with a warning, and no hang."""
     import logging
@@ -296,14 +303,14 @@ def test_aligner_processes_that_cannot_start_leave_the_work_to_the_main_process(
     audio, refined, raw = sample_runs
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")
     with caplog.at_level(logging.WARNING, logger="vidtrans._align_procs"):
-        out = _aligned_by_processes(raw, audio)
+        out = _aligned_by_processes(raw, audio, workers)
     assert _words(out) == _words(refined)
     assert any("alignment worker process failed" in r.getMessage() for r in caplog.records)
 
 
 def test_alignment_processes_only_beside_a_gpu_decoder(monkeypatch):
-    """One aligner thread on a CPU (the decoder keeps every core); on a GPU machine one process per
-    physical core but one, at most MAX_ALIGN_WORKERS."""
+    """One aligner process on a CPU (not a thread: PocketSphinx holds the GIL the decoder's Python
+    steps need); on a GPU machine one process per physical core but one, at most MAX_ALIGN_WORKERS."""
     import ctranslate2
 
     from vidtrans import pipeline
@@ -321,6 +328,9 @@ def test_alignment_processes_only_beside_a_gpu_decoder(monkeypatch):
     assert align_workers(PipelineOptions(engine="assemblyai")) == 1
     monkeypatch.setattr(pipeline, "_cores", lambda: 4)
     assert align_workers(PipelineOptions()) == 3
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 0)
+    with pipeline.word_aligner(np.zeros(16000, dtype=np.float32), PipelineOptions()) as aligner:
+        assert aligner.workers == 1 and aligner.processes
     monkeypatch.setattr(pipeline, "_cores", lambda: 1)  # a one-core Colab GPU runtime: the thread
     assert align_workers(PipelineOptions()) == 1
     monkeypatch.setattr(pipeline, "_cores", lambda: 16)

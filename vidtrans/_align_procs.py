@@ -1,4 +1,4 @@
-"""Forced-alignment worker processes for :class:`vidtrans.timing.SegmentAligner` (``workers`` > 1).
+"""Forced-alignment worker processes for :class:`vidtrans.timing.SegmentAligner`.
 
 PocketSphinx holds the GIL while it aligns, so aligners in threads take
 turns; beside a GPU decoder one aligner became the bottleneck
@@ -137,6 +137,12 @@ def main() -> None:
     """The worker loop: (fn, args) frames in on stdin, (ok, result or exception) frames out on stdout."""
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print must not corrupt the frames
+    from ._threads import HELPER_NICE
+
+    try:  # the decoder's process comes first (see vidtrans._threads)
+        os.nice(HELPER_NICE)
+    except (AttributeError, OSError):
+        pass
     while True:
         try:
             fn, args = _recv(inp)

@@ -259,7 +259,8 @@ def word_aligner(audio: Any, options: PipelineOptions) -> Any:
         return None
     from .timing import SegmentAligner, TimingOptions
 
-    return SegmentAligner(audio, TimingOptions(method=options.word_timing), workers=align_workers(options))
+    return SegmentAligner(audio, TimingOptions(method=options.word_timing), workers=align_workers(options),
+                          processes=True)
 
 
 #: most alignment processes one input gets on a GPU machine
@@ -269,8 +270,9 @@ MAX_ALIGN_WORKERS = 8
 def align_workers(options: PipelineOptions) -> int:
     """How many PocketSphinx aligners run beside the decoder (:class:`vidtrans.timing.SegmentAligner`).
 
-    On a CPU, 1 (a thread): the decoder keeps every core, and the one aligner already keeps up
-    with it.  When CTranslate2 decodes on a GPU the cores are idle and one aligner is the
+    On a CPU, 1: the one aligner already keeps up with the decoder.  It runs in a process of its
+    own (:func:`word_aligner`): PocketSphinx holds the GIL for a whole window, and in a thread it
+    stalled the decoder's Python steps and the encoder's calls.  When CTranslate2 decodes on a GPU the cores are idle and one aligner is the
     bottleneck (``bench/gpu.py``, base on an H200: 9 minutes of speech decoded in 2 s, aligned in
     15 s on one core), so each physical core but one gets an aligner process, up to
     :data:`MAX_ALIGN_WORKERS`.  ``options.align_workers`` > 0 sets the number.

@@ -46,6 +46,7 @@ import logging
 import re
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -167,6 +168,7 @@ def refine_words(
         mean_shift_s=round(float(np.mean(moved)), 4),
         pauses=len(pauses),
         align_workers=aligner.workers if aligner is not None else 1,
+        align_processes=bool(aligner is not None and aligner.processes),
         seconds=round(time.perf_counter() - t_start, 3),
         **pstats,
     )
@@ -352,23 +354,32 @@ def _align_segment(
     decs: _Decoders, samples: np.ndarray, seg: Segment, options: TimingOptions
 ) -> tuple[dict[int, tuple[float, float]] | None, dict[str, int]]:
     """Force-align one segment's words: ({word index: (start, end)} or None when it failed, stats)."""
-    stats = {"oov_words": 0}
     windows = _windows(seg, samples.size / SAMPLE_RATE, options)
-    tries = [_align_window(decs.default, samples, t0, t1, [w.text for w in seg.words[i0:i1]], stats, options.garbage)
-             for i0, i1, t0, t1 in windows]
-    return _retry_segment(decs, samples, seg, options, windows, tries, stats)
+    return _align_windows(decs, [_window_pcm(samples, t0, t1) for _, _, t0, t1 in windows].__getitem__, seg, options,
+                          windows)
+
+
+def _align_windows(
+    decs: _Decoders, pcm: Callable[[int], bytes], seg: Segment, options: TimingOptions, windows: list[tuple],
+) -> tuple[dict[int, tuple[float, float]] | None, dict[str, int]]:
+    """:func:`_align_segment` on *seg*'s *windows*, whose PCM ``pcm(k)`` gives: default beams, then retries."""
+    stats = {"oov_words": 0}
+    tries = [_align_pcm(decs.default, pcm(k), t0, [w.text for w in seg.words[i0:i1]], stats, options.garbage)
+             for k, (i0, i1, t0, t1) in enumerate(windows)]
+    return _retry_segment(decs, pcm, seg, options, windows, tries, stats)
 
 
 def _retry_segment(
-    decs: _Decoders, samples: np.ndarray, seg: Segment, options: TimingOptions, windows: list[tuple],
+    decs: _Decoders, pcm: Callable[[int], bytes], seg: Segment, options: TimingOptions, windows: list[tuple],
     tries: list[dict | None], stats: dict,
 ) -> tuple[dict[int, tuple[float, float]] | None, dict[str, int]]:
-    """After the default beams' attempt on each of *seg*'s *windows* (*tries*): the wide-beam retries of the
-    windows that failed (while the budget allows), the words' times and the counts (``segments_*`` count windows)."""
+    """After the default beams' attempt on each of *seg*'s *windows* (*tries*; window k's PCM is ``pcm(k)``):
+    the wide-beam retries of the windows that failed (while the budget allows), the words' times and the
+    counts (``segments_*`` count windows)."""
     out: dict[int, tuple[float, float]] = {}
-    for (i0, i1, t0, t1), res in zip(windows, tries):
+    for k, ((i0, i1, t0, t1), res) in enumerate(zip(windows, tries)):
         if res is None and decs.retries.allows():
-            res = _align_window(decs.wide(), samples, t0, t1, [w.text for w in seg.words[i0:i1]], stats, options.garbage)
+            res = _align_pcm(decs.wide(), pcm(k), t0, [w.text for w in seg.words[i0:i1]], stats, options.garbage)
             decs.retries.record(res is not None)
             stats["segments_retried"] = stats.get("segments_retried", 0) + 1
         elif res is None:
@@ -433,17 +444,20 @@ class SegmentAligner:
     alignment hides behind decoding instead of following it (``bench/speed.py``).  Results are the
     same as aligning afterwards: each segment is aligned on its own audio.
 
-    *workers*: 1 (default) aligns in one thread.  N > 1 aligns in N worker processes (PocketSphinx
-    holds the GIL, so threads would take turns): for a GPU machine, where decoding is so fast that one
-    aligner on one core became the bottleneck (``bench/gpu.py``: 9 minutes of speech decoded in 2 s,
-    aligned in 15 s).  The processes make the default-beam attempts; the wide-beam retries of
-    segments they could not align run here, in submission order, so the retry budget is spent as a
-    single aligner spends it.  PocketSphinx carries state from one utterance to the next, so the
+    *workers*: 1 (default) aligns in one thread, or with *processes* in one worker process, which
+    makes every attempt a thread would make in the same order (default beams and retries), so its
+    times are the thread's exactly.  PocketSphinx holds the GIL for a whole window, and the
+    decoder's Python steps (and the OpenVINO encoder's calls, 0.13 s alone, 0.4-0.6 s beside an
+    aligner thread) wait for it; the pipeline therefore aligns in a process.  N > 1 aligns in N
+    worker processes: for a GPU machine, where decoding is so fast that one aligner on one core
+    became the bottleneck (``bench/gpu.py``: 9 minutes of speech decoded in 2 s, aligned in 15 s).
+    Those processes make the default-beam attempts; the wide-beam retries of segments they could
+    not align run here, in submission order, so the retry budget is spent as a single aligner spends it.  PocketSphinx carries state from one utterance to the next, so the
     times are close to one aligner's, not equal (>= 94 % of boundaries within 20 ms on the dev
     clips), and ``oov_words`` may count a word once per process.
     """
 
-    def __init__(self, audio: Any, options: TimingOptions | None = None, workers: int = 1):
+    def __init__(self, audio: Any, options: TimingOptions | None = None, workers: int = 1, processes: bool = False):
         from concurrent.futures import ThreadPoolExecutor
 
         if workers < 1:
@@ -451,7 +465,11 @@ class SegmentAligner:
         self.samples = as_samples(audio)
         self.options = options or TimingOptions()
         self.workers = workers
-        self._pool: Any = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidtrans-align") if workers == 1 else None
+        #: whether the alignments run in worker processes (always for workers > 1)
+        self.processes = bool(processes) or workers > 1
+        self._pool: Any = None if self.processes else ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidtrans-align")
+        if self.processes and workers == 1:  # start it (and load its models) while the engine loads
+            self._processes().submit(_warm_process, tuple(sorted(asdict(self.options).items())))
         self._futures: dict[tuple, Any] = {}
         self._segments: dict[tuple, tuple] = {}  # workers > 1: (segment, its windows)
         self._done: dict[tuple, tuple] = {}  # workers > 1: results with their retries made
@@ -475,10 +493,15 @@ class SegmentAligner:
         key = segment_key(segment)
         if key in self._futures:
             return
-        if self.workers == 1:
+        if not self.processes:
             self._futures[key] = self._pool.submit(self._align, segment)
             return
         windows = _windows(segment, self.samples.size / SAMPLE_RATE, self.options)
+        if self.workers == 1:  # the whole segment, retries included, in the one process
+            self._futures[key] = self._processes().submit(
+                _align_segment_in_process, [_window_pcm(self.samples, t0, t1) for _, _, t0, t1 in windows], windows,
+                segment, self.options)
+            return
         self._segments[key] = (segment, windows)
         self._futures[key] = [
             self._processes().submit(_align_in_process, _window_pcm(self.samples, t0, t1), t0,
@@ -503,15 +526,20 @@ class SegmentAligner:
         out = {}
         for key, fut in self._futures.items():
             try:
-                if self.workers == 1:
+                if not self.processes:
                     out[key] = fut.result()
+                    continue
+                if self.workers == 1:
+                    res, stats, (self.retries.failed, self.retries.helped) = fut.result()
+                    out[key] = res, stats
                     continue
                 if key not in self._done:
                     got = [f.result() for f in fut]
                     stats = {"oov_words": sum(st["oov_words"] for _, st in got)}
                     self._decs = self._decs or _Decoders(self.options, self.retries)
                     segment, windows = self._segments[key]
-                    self._done[key] = _retry_segment(self._decs, self.samples, segment, self.options, windows,
+                    pcm = lambda k, w=windows: _window_pcm(self.samples, *w[k][2:])  # noqa: E731
+                    self._done[key] = _retry_segment(self._decs, pcm, segment, self.options, windows,
                                                      [res for res, _ in got], stats)
                 out[key] = self._done[key]
             except Exception as exc:  # noqa: BLE001 - aligned again (and raised) in the main thread
@@ -565,15 +593,9 @@ def _window_pcm(samples: np.ndarray, t0: float, t1: float) -> bytes:
     return (np.clip(samples[a:b], -1.0, 1.0) * 32767).astype(np.int16).tobytes()
 
 
-def _align_window(
-    dec, samples: np.ndarray, t0: float, t1: float, texts: list[str], stats: dict, garbage: float = 0.0
-) -> dict | None:
-    """{word index: (start, end)} for the words aligned in [t0, t1], or None when alignment failed."""
-    return _align_pcm(dec, _window_pcm(samples, t0, t1), t0, texts, stats, garbage)
-
-
 def _align_pcm(dec, pcm: bytes, t0: float, texts: list[str], stats: dict, garbage: float = 0.0) -> dict | None:
-    """:func:`_align_window` on the window's PCM (*t0*: where it starts)."""
+    """{word index: (start, end)} for the words of *texts* aligned in the window whose 16-bit PCM is *pcm*
+    (*t0*: where it starts), or None when alignment failed."""
     seq = [(j, tok) for j, text in enumerate(texts) for tok in spoken_tokens(text)]
     grammar = garbage > 0 and _add_garbage(dec)
     oov = sorted({tok for _, tok in seq if dec.lookup_word(tok) is None})
@@ -614,6 +636,26 @@ def _align_pcm(dec, pcm: bytes, t0: float, texts: list[str], stats: dict, garbag
 def _process_decoder(filler_prob: float):
     """The default-beam decoder of an alignment worker process (one per process, made on its first segment)."""
     return _decoder(TimingOptions(filler_prob=filler_prob))
+
+
+@functools.lru_cache(maxsize=2)
+def _process_decoders(fields: tuple) -> _Decoders:
+    """The decoders and retry budget of a one-process aligner (a process serves one input), by the
+    ``TimingOptions`` fields they are made with."""
+    return _Decoders(TimingOptions(**dict(fields)))
+
+
+def _warm_process(fields: tuple) -> None:
+    """Load a one-process aligner's models before its first segment."""
+    _process_decoders(fields)
+
+
+def _align_segment_in_process(pcms: list[bytes], windows: list[tuple], seg: Segment, options: TimingOptions):
+    """One segment's whole alignment in the worker process of a one-process :class:`SegmentAligner`:
+    (result, stats, (retries failed, a retry helped)) after this segment."""
+    decs = _process_decoders(tuple(sorted(asdict(options).items())))
+    res, stats = _align_windows(decs, pcms.__getitem__, seg, options, windows)
+    return res, stats, (decs.retries.failed, decs.retries.helped)
 
 
 def _align_in_process(pcm: bytes, t0: float, texts: list[str], filler_prob: float, garbage: float):
