@@ -143,7 +143,10 @@ def refine_words(
         raise ConfigurationError(f"forced alignment needs English speech; this transcript is {transcript.language!r}")
 
     s, e = fit_unaligned(s, e, aligned)
-    pauses = pause_runs(quiet_frames(samples, options), options.min_pause)
+    if aligner is not None and aligner.options == options:
+        pauses = aligner.pauses()
+    else:
+        pauses = find_pauses(samples, options)
     s, e, pstats = keep_out_of_pauses(s, e, pauses, duration, options)
     passes.append("energy-pauses")
     s, e = order_words(s, e, duration, options.min_word)
@@ -470,6 +473,10 @@ class SegmentAligner:
         self._pool: Any = None if self.processes else ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidtrans-align")
         if self.processes and workers == 1:  # start it (and load its models) while the engine loads
             self._processes().submit(_warm_process, tuple(sorted(asdict(self.options).items())))
+        # the pause pass's energy analysis only needs the audio: here it runs while the engine decodes
+        # (numpy's FFTs release the GIL), instead of after the last segment
+        self._pause_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidtrans-pauses")
+        self._pauses = self._pause_pool.submit(self._find_pauses)
         self._futures: dict[tuple, Any] = {}
         self._segments: dict[tuple, tuple] = {}  # workers > 1: (segment, its windows)
         self._done: dict[tuple, tuple] = {}  # workers > 1: results with their retries made
@@ -521,6 +528,16 @@ class SegmentAligner:
             self._broken = True  # e.g. pocketsphinx missing: refine_words aligns (and reports) it itself
             raise
 
+    def _find_pauses(self) -> list[tuple[float, float]]:
+        from ._threads import yield_to_decoder
+
+        yield_to_decoder()
+        return find_pauses(self.samples, self.options)
+
+    def pauses(self) -> list[tuple[float, float]]:
+        """:func:`find_pauses` of this aligner's audio and options (computed in the background)."""
+        return self._pauses.result()
+
     def results(self) -> dict[tuple, tuple]:
         """Wait for the queued segments; {segment_key: (alignment, stats)} of those that finished."""
         out = {}
@@ -549,6 +566,7 @@ class SegmentAligner:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
+        self._pause_pool.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> SegmentAligner:
         return self
@@ -691,7 +709,6 @@ def band_energy_db(samples: np.ndarray, lo_hz: float = 100.0, hi_hz: float = 400
     """Energy (dB) of the 100 Hz - 4 kHz band in 25 ms windows every 10 ms (frame i centred at i * 10 ms)."""
     hop = int(HOP * SAMPLE_RATE)
     n_frames = int(np.ceil(samples.size / hop))
-    padded = np.pad(samples.astype(np.float32), (_WIN // 2, _WIN // 2 + hop))
     nfft = 512
     freqs = np.fft.rfftfreq(nfft, 1.0 / SAMPLE_RATE)
     band = (freqs >= lo_hz) & (freqs <= hi_hz)
@@ -700,8 +717,15 @@ def band_energy_db(samples: np.ndarray, lo_hz: float = 100.0, hi_hz: float = 400
     per_block = max(1, int(block_s / HOP))
     for f0 in range(0, n_frames, per_block):
         f1 = min(n_frames, f0 + per_block)
-        idx = (np.arange(f0, f1) * hop)[:, None] + np.arange(_WIN)[None, :]
-        spec = np.abs(np.fft.rfft(padded[idx] * window, n=nfft, axis=1)) ** 2
+        # this block's stretch of the input zero-padded by _WIN // 2 in front (no padded copy of it all)
+        a = f0 * hop - _WIN // 2
+        b = (f1 - 1) * hop + _WIN - _WIN // 2
+        piece = np.zeros(b - a, dtype=np.float32)
+        lo, hi = max(a, 0), min(b, samples.size)
+        if hi > lo:
+            piece[lo - a : hi - a] = samples[lo:hi]
+        idx = (np.arange(f1 - f0) * hop)[:, None] + np.arange(_WIN)[None, :]
+        spec = np.abs(np.fft.rfft(piece[idx] * window, n=nfft, axis=1)) ** 2
         out[f0:f1] = 10.0 * np.log10(spec[:, band].sum(axis=1) + 1e-10)
     return out
 
@@ -715,6 +739,11 @@ def _local_percentile(x: np.ndarray, q: float, window_frames: int) -> np.ndarray
     half = window_frames // 2
     vals = np.array([np.percentile(x[max(0, c - half) : c + half + 1], q) for c in centres])
     return np.interp(np.arange(x.size), centres, vals).astype(np.float32)
+
+
+def find_pauses(samples: np.ndarray, options: TimingOptions) -> list[tuple[float, float]]:
+    """The pauses of the energy pass: runs of :func:`quiet_frames` at least ``options.min_pause`` long."""
+    return pause_runs(quiet_frames(samples, options), options.min_pause)
 
 
 def quiet_frames(samples: np.ndarray, options: TimingOptions) -> np.ndarray:
