@@ -91,8 +91,8 @@ class PipelineOptions:
     #: word timing for local engines (``vidtrans.timing``): "auto" (forced alignment of
     #: Whisper's words for English, pause keep-out for all), "align", "energy" or "none"
     word_timing: str = "auto"
-    #: forced-alignment processes beside the decoder: 0 = auto (one thread on a CPU; on a GPU one
-    #: process per physical core but one, up to 8: :func:`align_workers`), N = that many
+    #: forced-alignment processes beside the decoder: 0 = auto (one on a CPU; on a GPU one per
+    #: physical core but one, up to 8: :func:`align_workers`), N = that many
     align_workers: int = 0
     #: label each segment's emotion (vidtrans.emotion) after diarization
     emotion: bool = False
