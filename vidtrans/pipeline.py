@@ -272,10 +272,10 @@ def align_workers(options: PipelineOptions) -> int:
 
     On a CPU, 1: the one aligner already keeps up with the decoder.  It runs in a process of its
     own (:func:`word_aligner`): PocketSphinx holds the GIL for a whole window, and in a thread it
-    stalled the decoder's Python steps and the encoder's calls.  When CTranslate2 decodes on a GPU the cores are idle and one aligner is the
-    bottleneck (``bench/gpu.py``, base on an H200: 9 minutes of speech decoded in 2 s, aligned in
-    15 s on one core), so each physical core but one gets an aligner process, up to
-    :data:`MAX_ALIGN_WORKERS`.  ``options.align_workers`` > 0 sets the number.
+    stalled the decoder's Python steps and the encoder's calls.  When CTranslate2 decodes on a GPU
+    the cores are idle and one aligner is the bottleneck (``bench/gpu.py``, base on an H200: 9
+    minutes of speech decoded in 2 s, aligned in 15 s on one core), so each physical core but one
+    gets an aligner process, up to :data:`MAX_ALIGN_WORKERS`.  ``options.align_workers`` > 0 sets the number.
     """
     if options.align_workers < 0:
         raise ConfigurationError(f"align_workers must be >= 0, got {options.align_workers!r}")

@@ -455,9 +455,10 @@ class SegmentAligner:
     worker processes: for a GPU machine, where decoding is so fast that one aligner on one core
     became the bottleneck (``bench/gpu.py``: 9 minutes of speech decoded in 2 s, aligned in 15 s).
     Those processes make the default-beam attempts; the wide-beam retries of segments they could
-    not align run here, in submission order, so the retry budget is spent as a single aligner spends it.  PocketSphinx carries state from one utterance to the next, so the
-    times are close to one aligner's, not equal (>= 94 % of boundaries within 20 ms on the dev
-    clips), and ``oov_words`` may count a word once per process.
+    not align run here, in submission order, so the retry budget is spent as a single aligner
+    spends it.  PocketSphinx carries state from one utterance to the next, so with N > 1 the times
+    are close to one aligner's, not equal (>= 94 % of boundaries within 20 ms on the dev clips),
+    and ``oov_words`` may count a word once per process.
     """
 
     def __init__(self, audio: Any, options: TimingOptions | None = None, workers: int = 1, processes: bool = False):
