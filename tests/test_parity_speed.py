@@ -271,6 +271,25 @@ def test_decoder_width_read_from_the_model_file(tmp_path):
     assert local.decoder_width(tmp_path) is None
 
 
+def test_a_model_whose_openvino_encoder_fails_gets_every_thread_back(monkeypatch, caplog):
+    """One decoder thread is chosen because OpenVINO was to encode; when its encoder cannot be
+    built, CTranslate2 encodes after all and is loaded again with the whole thread budget."""
+    import logging
+
+    from vidtrans.errors import ModelError
+    from vidtrans.models import resolve_model
+    from vidtrans.transcribe import ov_encoder
+
+    def broken(*a, **k):
+        raise ModelError("no graph here")
+
+    monkeypatch.setattr(ov_encoder, "OpenVinoEncoder", broken)
+    with caplog.at_level(logging.WARNING, logger="vidtrans.transcribe.local"):
+        model = local.load_model(str(resolve_model("tiny.en")), "cpu", "int8", 1, 1, "openvino", 0, encoder_threads=2)
+    assert model.encoder is None and model.decoder_threads == 2
+    assert any("OpenVINO encoder is unavailable" in r.getMessage() for r in caplog.records)
+
+
 @pytest.mark.slow
 def test_one_decoder_thread_gives_the_same_text_as_two(shared_eval, models):
     """The default on a CPU with the OpenVINO encoder decodes base on one CTranslate2 thread (faster on

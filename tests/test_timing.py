@@ -177,6 +177,23 @@ def test_spoken_tokens_spell_numbers_and_symbols():
     assert letter_to_sound("niggarding").split()[:2] == ["N", "IH"]
 
 
+@pytest.mark.parametrize("n", [1, 159, 400, 16000 * 61 + 37])
+def test_band_energy_pads_each_block_as_a_padded_copy_of_the_whole_input_would(n):
+    """band_energy_db zero-pads each 60 s block instead of copying the whole input padded (460 MB
+    for two hours); frames across block edges and at both ends are the padded copy's exactly."""
+    from vidtrans.timing import _WIN, HOP, band_energy_db
+
+    x = (np.random.default_rng(n).standard_normal(n) * 0.1).astype(np.float32)
+    hop = int(HOP * 16000)
+    padded = np.pad(x, (_WIN // 2, _WIN // 2 + hop))
+    frames = int(np.ceil(n / hop))
+    idx = (np.arange(frames) * hop)[:, None] + np.arange(_WIN)[None, :]
+    spec = np.abs(np.fft.rfft(padded[idx] * np.hanning(_WIN).astype(np.float32), n=512, axis=1)) ** 2
+    freqs = np.fft.rfftfreq(512, 1.0 / 16000)
+    want = 10.0 * np.log10(spec[:, (freqs >= 100.0) & (freqs <= 4000.0)].sum(axis=1) + 1e-10)
+    np.testing.assert_array_equal(band_energy_db(x), want.astype(np.float32))
+
+
 def test_method_none_and_bad_method():
     from vidtrans.errors import ConfigurationError
     from vidtrans.timing import TimingOptions, refine_words
