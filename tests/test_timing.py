@@ -254,6 +254,23 @@ def test_wide_beam_retries_stop_after_failing_until_one_helps(sample_wav):
     assert budget.allows()
 
 
+def test_the_wide_decoder_is_dropped_once_no_retry_can_be_made(sample_wav):
+    """The wide-beam decoder (~90 MB) is kept while the retry budget may still allow a retry and
+    dropped once it cannot (a two-hour phone call spends the budget in its first minutes)."""
+    from vidtrans.audio import load_audio
+    from vidtrans.timing import TimingOptions, _align_segment, _Decoders
+
+    audio = load_audio(sample_wav)
+    crammed = [Segment(t, t + 0.5, "", tuple(Word(t + i / 80, t + (i + 1) / 80, " nevertheless") for i in range(40)))
+               for t in (8.0, 12.0)]
+    opts = TimingOptions(max_failed_retries=2)
+    decs = _Decoders(opts)
+    assert _align_segment(decs, audio, crammed[0], opts)[0] is None
+    assert decs._wide is not None and decs.retries.allows()
+    assert _align_segment(decs, audio, crammed[1], opts)[0] is None
+    assert decs._wide is None and not decs.retries.allows()
+
+
 def _aligned_by_processes(raw, audio, workers=2):
     from vidtrans.timing import SegmentAligner, TimingOptions, refine_words
 

@@ -315,6 +315,11 @@ class _Decoders:
             self._wide = _decoder(self.options, wide=True)
         return self._wide
 
+    def spent(self) -> None:
+        """Drop the wide-beam decoder (~90 MB) once the retry budget can no longer allow a retry."""
+        if not self.retries.allows():
+            self._wide = None
+
 
 def segment_key(seg: Segment) -> tuple:
     """What identifies a segment's alignment: its span and its words with their Whisper times."""
@@ -384,6 +389,7 @@ def _retry_segment(
         if res is None and decs.retries.allows():
             res = _align_pcm(decs.wide(), pcm(k), t0, [w.text for w in seg.words[i0:i1]], stats, options.garbage)
             decs.retries.record(res is not None)
+            decs.spent()
             stats["segments_retried"] = stats.get("segments_retried", 0) + 1
         elif res is None:
             stats["segments_not_retried"] = stats.get("segments_not_retried", 0) + 1
