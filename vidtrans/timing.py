@@ -479,7 +479,7 @@ class SegmentAligner:
         self.processes = bool(processes) or workers > 1
         self._pool: Any = None if self.processes else ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidtrans-align")
         if self.processes and workers == 1:  # start it (and load its models) while the engine loads
-            self._processes().submit(_warm_process, tuple(sorted(asdict(self.options).items())))
+            self._processes().submit(_warm_process, self.options)
         # the pause pass's energy analysis only needs the audio: here it runs while the engine decodes
         # (numpy's FFTs release the GIL), instead of after the last segment
         self._pause_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidtrans-pauses")
@@ -658,27 +658,25 @@ def _align_pcm(dec, pcm: bytes, t0: float, texts: list[str], stats: dict, garbag
 
 
 @functools.lru_cache(maxsize=2)
-def _process_decoder(filler_prob: float):
-    """The default-beam decoder of an alignment worker process (one per process, made on its first segment)."""
-    return _decoder(TimingOptions(filler_prob=filler_prob))
-
-
-@functools.lru_cache(maxsize=2)
-def _process_decoders(fields: tuple) -> _Decoders:
-    """The decoders and retry budget of a one-process aligner (a process serves one input), by the
-    ``TimingOptions`` fields they are made with."""
+def _cached_decoders(fields: tuple) -> _Decoders:
     return _Decoders(TimingOptions(**dict(fields)))
 
 
-def _warm_process(fields: tuple) -> None:
+def _process_decoders(options: TimingOptions) -> _Decoders:
+    """The decoders (and retry budget) of an alignment worker process, made on its first task; a process
+    serves one input."""
+    return _cached_decoders(tuple(sorted(asdict(options).items())))
+
+
+def _warm_process(options: TimingOptions) -> None:
     """Load a one-process aligner's models before its first segment."""
-    _process_decoders(fields)
+    _process_decoders(options)
 
 
 def _align_segment_in_process(pcms: list[bytes], windows: list[tuple], seg: Segment, options: TimingOptions):
     """One segment's whole alignment in the worker process of a one-process :class:`SegmentAligner`:
     (result, stats, (retries failed, a retry helped)) after this segment."""
-    decs = _process_decoders(tuple(sorted(asdict(options).items())))
+    decs = _process_decoders(options)
     res, stats = _align_windows(decs, pcms.__getitem__, seg, options, windows)
     return res, stats, (decs.retries.failed, decs.retries.helped)
 
@@ -686,7 +684,8 @@ def _align_segment_in_process(pcms: list[bytes], windows: list[tuple], seg: Segm
 def _align_in_process(pcm: bytes, t0: float, texts: list[str], filler_prob: float, garbage: float):
     """One segment's default-beam alignment in a worker process of :class:`SegmentAligner`: (result, stats)."""
     stats = {"oov_words": 0}
-    return _align_pcm(_process_decoder(filler_prob), pcm, t0, texts, stats, garbage), stats
+    return _align_pcm(_process_decoders(TimingOptions(filler_prob=filler_prob)).default, pcm, t0, texts, stats,
+                      garbage), stats
 
 
 def _is_filler(word: str) -> bool:
