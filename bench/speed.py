@@ -9,6 +9,7 @@ CPU seconds from ``wait4``):
 ``vidtrans-workers``  ``--no-diarize --decode-workers 2`` (pieces cut at pauses, two one-thread decoders)
 ``vidtrans-ct2enc``   ``--no-diarize --encoder-runtime ctranslate2`` (faster-whisper's own int8 encoder
                       instead of the OpenVINO one: what the encoder alone changes, same run)
+``SYSTEM@PRECISION``  a vidtrans system above with ``--encoder-precision PRECISION`` (f32 or bf16)
 ``faster-whisper``    plain faster-whisper: ``WhisperModel(dir, device="cpu", compute_type="int8")``
                       then ``transcribe(FILE, beam_size=5, word_timestamps=True)``, text written out
 ``openai-whisper``    plain openai-whisper on the same weights (the packaged CTranslate2 model
@@ -128,9 +129,12 @@ def _duration(path: str) -> float:
 # --------------------------------------------------------------------------- one process
 def command(system: str, path: str, workdir: Path, text_out: Path) -> tuple[list[str], Path | None]:
     py = sys.executable
+    system, _, precision = system.partition("@")  # e.g. vidtrans-nodiar@bf16: --encoder-precision bf16
     if system in ("vidtrans", "vidtrans-nodiar", "vidtrans-batched", "vidtrans-workers", "vidtrans-ct2enc"):
-        out_dir = workdir / f"out-{system}"
+        out_dir = workdir / f"out-{system}{'-' + precision if precision else ''}"
         cmd = [py, "-m", "vidtrans.cli", "-q", "run", path, "--out", str(out_dir)]
+        if precision:
+            cmd += ["--encoder-precision", precision]
         if system != "vidtrans":
             cmd.append("--no-diarize")
         if system == "vidtrans-batched":

@@ -118,6 +118,40 @@ def test_encoder_runtime_flag_reaches_the_engine():
         build_parser().parse_args(["run", "x.wav", "--encoder-runtime", "onnx"])
 
 
+def test_precision_choice_and_flag(monkeypatch):
+    """--encoder-precision reaches the engine; auto is the CPU's default; unknown names are refused."""
+    from vidtrans import _openvino
+    from vidtrans.cli import _pipeline_options, build_parser
+    from vidtrans.pipeline import transcribe_options
+
+    monkeypatch.setattr(_openvino, "precision", lambda capabilities=None: "bf16")
+    assert oe.resolve_encoder_precision("auto") == "bf16"
+    assert oe.resolve_encoder_precision("F32") == "f32" and oe.resolve_encoder_precision("bf16") == "bf16"
+    with pytest.raises(ConfigurationError, match="unknown encoder precision 'fp8'"):
+        oe.resolve_encoder_precision("fp8")
+    default = _pipeline_options(build_parser().parse_args(["run", "x.wav"]))
+    assert default.encoder_precision == "auto" and "encoder_precision" not in transcribe_options(default).extra
+    opts = _pipeline_options(build_parser().parse_args(["run", "x.wav", "--encoder-precision", "f32"]))
+    assert transcribe_options(opts).extra == {"encoder_precision": "f32"}
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "x.wav", "--encoder-precision", "fp8"])
+
+
+def test_precision_reaches_the_compiled_encoder(sample_wav):
+    """Each precision is its own cached model, compiled with that precision and recorded in the insights."""
+    models = ModelCache()
+    audio = load_audio(sample_wav)[: 5 * SAMPLE_RATE]
+    seen = {}
+    for precision in ("f32", "bf16"):
+        opts = TranscribeOptions(model="tiny.en", extra={"encoder_runtime": "openvino", "encoder_precision": precision})
+        model, _, _ = local.get_model(opts, models=models)
+        compiled = model.encoder._compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+        assert model.encoder.precision == compiled and compiled in (precision, "f32")  # f32 on CPUs without bf16
+        seen[precision] = local.faster_whisper_engine(audio, opts, models=models).insights["encoder_precision"]
+    assert seen["f32"] == "f32" and seen["bf16"] == model.encoder.precision
+    assert models.loads["faster-whisper"] == 2
+
+
 def test_long_input_is_encoded_by_ctranslate2(monkeypatch):
     """The engine resolves the runtime with the input's duration (limit lowered for the test)."""
     monkeypatch.setattr(oe, "OPENVINO_MAX_SECONDS", 1.0)

@@ -89,6 +89,9 @@ def _add_transcribe_flags(p: argparse.ArgumentParser) -> None:
                    help="faster-whisper: who runs Whisper's encoder; auto = OpenVINO on the CPU when installed "
                         "(1.4-2x less CPU; bfloat16 on AMX/AVX512-BF16 CPUs), ctranslate2 = plain faster-whisper's "
                         "int8 encoder and its exact text")
+    p.add_argument("--encoder-precision", dest="encoder_precision", default="auto", choices=["auto", "f32", "bf16"],
+                   help="faster-whisper, OpenVINO encoder: f32 = the model's own arithmetic, bf16 = bfloat16 "
+                        "(faster on AMX/AVX512-BF16 CPUs, the text moves a little); auto = see bench/README.md")
 
 
 def _add_diarize_flags(p: argparse.ArgumentParser) -> None:
@@ -125,6 +128,7 @@ def _pipeline_options(args: argparse.Namespace):
         batch_size=args.batch_size,
         decode_workers=args.decode_workers,
         encoder_runtime=args.encoder_runtime,
+        encoder_precision=args.encoder_precision,
         diarize=args.diarize,
         diarize_backend=args.diarize_backend,
         num_speakers=args.num_speakers,

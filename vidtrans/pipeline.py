@@ -68,6 +68,9 @@ class PipelineOptions:
     #: bfloat16 where the CPU has AMX / AVX512-BF16; CTranslate2 on a GPU), "openvino" or
     #: "ctranslate2" (plain faster-whisper's int8 encoder: its exact text)
     encoder_runtime: str = "auto"
+    #: faster-whisper, OpenVINO encoder: "auto", "f32" (the model's own arithmetic) or "bf16"
+    #: (bfloat16: faster on AMX / AVX512-BF16 CPUs, the text moves a little; see bench/README.md)
+    encoder_precision: str = "auto"
     #: label who spoke when (offline backend by default)
     diarize: bool = True
     #: diarization backend: "local" (offline) or "pyannote" (needs HF_TOKEN)
@@ -181,6 +184,8 @@ def _faster_whisper_extra(options: PipelineOptions) -> dict[str, Any]:
         extra["num_workers"] = options.decode_workers
     if options.encoder_runtime != "auto":
         extra["encoder_runtime"] = options.encoder_runtime
+    if options.encoder_precision != "auto":
+        extra["encoder_precision"] = options.encoder_precision
     return extra
 
 

@@ -23,6 +23,7 @@ The graph is cached once per model under ``cache_dir("models",
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -39,6 +40,8 @@ from ..errors import ConfigurationError, ModelError
 
 log = logging.getLogger(__name__)
 
+#: ``auto``: f32 or bf16, see :func:`resolve_encoder_precision`
+ENCODER_PRECISIONS = ("auto", "f32", "bf16")
 #: ``auto``: OpenVINO on the CPU when it is installed, CTranslate2's own encoder otherwise and on a GPU
 ENCODER_RUNTIMES = ("auto", "openvino", "ctranslate2")
 #: ``auto`` keeps CTranslate2's encoder for inputs longer than this (s): OpenVINO's compiled encoder
@@ -66,6 +69,14 @@ def resolve_encoder_runtime(runtime: str, device: str, duration: float | None = 
     if runtime == "openvino" and device != "cpu":
         raise ConfigurationError(f"the openvino encoder runs on the CPU only; got device {device!r}")
     return runtime
+
+
+def resolve_encoder_precision(precision: str) -> str:
+    """``auto`` -> the CPU's default (:func:`vidtrans._openvino.precision`); ``f32`` / ``bf16`` as given."""
+    precision = (precision or "auto").lower()
+    if precision not in ENCODER_PRECISIONS:
+        raise ConfigurationError(f"unknown encoder precision {precision!r}; choose one of: {', '.join(ENCODER_PRECISIONS)}")
+    return _openvino.precision() if precision == "auto" else precision
 
 
 def build_encoder(variables: dict[str, np.ndarray]):
@@ -182,6 +193,8 @@ class OpenVinoEncoder:
         self._compiled = _openvino.compile_cached(
             core, lambda: encoder_graph(model_dir), config, "the Whisper encoder", EncoderGraphError,
             files=lambda xml: [xml, xml.with_suffix(".bin"), xml.with_suffix(".json")])
+        with contextlib.suppress(Exception):  # what the plugin settled on (bf16 asked of a CPU without it: f32)
+            self.precision = self._compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
