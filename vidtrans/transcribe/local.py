@@ -140,9 +140,6 @@ EXTRA_OPTIONS: dict[str, Any] = {
     #: 0 = auto (see choose_decoder_threads: one for models up to small, whose per-step matrices are
     #: too small for a second thread to pay for the barrier it waits at; all for larger ones), N = N
     "decoder_threads": 0,
-    #: temperature fallbacks sample two temperatures side by side on a second one-thread decoder when
-    #: one decoder thread leaves a core idle (see fallback_pairs); False = one after another
-    "fallback_pairs": True,
     # -- decoding side by side ------------------------------------------------------
     #: CTranslate2 workers, each with cpu_threads / num_workers threads; more than one decode
     #: pieces of the input side by side (see worker_plan: faster on 2 shared cores, not the default)
@@ -464,38 +461,6 @@ def _model_class():
             self.encoder = None
             self._last_encoding: tuple[np.ndarray, Any] | None = None  # (features, encoding)
             self._encode_lock = threading.Lock()
-            #: () -> a second CTranslate2 decoder for the fallback pairs (see generate_with_fallback), or None
-            self.fallback_helper = None
-            self._helper = None
-            self._helper_lock = threading.Lock()
-
-        def _fallback_decoder(self):
-            """The second decoder, loaded at the first fallback (None when there is none to load)."""
-            with self._helper_lock:
-                if self._helper is None and self.fallback_helper is not None:
-                    try:
-                        self._helper = self.fallback_helper()
-                    except (RuntimeError, ValueError, OSError) as exc:  # memory, a damaged file: decode alone
-                        log.warning("no second decoder for temperature fallbacks (%s); sampling one at a time", exc)
-                    self.fallback_helper = None
-                return self._helper
-
-        def generate_with_fallback(self, encoder_output, prompt, tokenizer, options):
-            """faster-whisper's temperature fallback, the sampling passes two at a time.
-
-            Beam search at temperature 0 runs as in faster-whisper.  When it
-            falls back and a second decoder is allowed (:func:`fallback_pairs`),
-            the next two temperatures sample side by side, the first on this
-            model's decoder and the second on a one-thread second decoder; their
-            results are judged in temperature order with faster-whisper's own
-            rules, so a pass is taken only when every lower temperature failed.
-            The samples differ from sequential ones (another sampler draws the
-            second of each pair), but a run gives the same text every time.
-            """
-            temperatures = list(options.temperatures)
-            if len(temperatures) < 3 or temperatures[0] > 0 or self.fallback_helper is None and self._helper is None:
-                return super().generate_with_fallback(encoder_output, prompt, tokenizer, options)
-            return _paired_fallback(self, encoder_output, prompt, tokenizer, options)
 
         def encode(self, features: np.ndarray):
             with self._encode_lock:
@@ -513,91 +478,9 @@ def _model_class():
     return VidtransWhisperModel
 
 
-def _fallback_kwargs(options, temperature: float) -> dict[str, Any]:
-    """faster-whisper 1.2's ``generate`` arguments for one temperature (beam at 0, sampling above)."""
-    if temperature > 0:
-        return {"beam_size": 1, "num_hypotheses": options.best_of, "sampling_topk": 0, "sampling_temperature": temperature}
-    return {"beam_size": options.beam_size, "patience": options.patience}
-
-
-def _paired_fallback(model, encoder_output, prompt, tokenizer, options):
-    """:meth:`VidtransWhisperModel.generate_with_fallback` with the sampling passes in pairs.
-
-    The acceptance tests and the final choice are faster-whisper 1.2.1's
-    ``generate_with_fallback``, line for line; only when each pass runs differs.
-    """
-    from faster_whisper.transcribe import get_compression_ratio
-
-    max_initial_timestamp_index = int(round(options.max_initial_timestamp / model.time_precision))
-    max_length = len(prompt) + options.max_new_tokens if options.max_new_tokens is not None else model.max_length
-    if max_length > model.max_length:  # faster-whisper raises the same
-        raise ValueError(f"the prompt ({len(prompt)} tokens) and max_new_tokens exceed the model's max_length {model.max_length}")
-    common = dict(length_penalty=options.length_penalty, repetition_penalty=options.repetition_penalty,
-                  no_repeat_ngram_size=options.no_repeat_ngram_size, max_length=max_length, return_scores=True,
-                  return_no_speech_prob=True, suppress_blank=options.suppress_blank,
-                  suppress_tokens=options.suppress_tokens, max_initial_timestamp_index=max_initial_timestamp_index)
-
-    def judge(result, temperature):
-        tokens = result.sequences_ids[0]
-        seq_len = len(tokens)
-        avg_logprob = result.scores[0] * (seq_len ** options.length_penalty) / (seq_len + 1)
-        compression_ratio = get_compression_ratio(tokenizer.decode(tokens).strip())
-        decode_result = (result, avg_logprob, temperature, compression_ratio)
-        all_results.append(decode_result)
-        needs_fallback = False
-        if options.compression_ratio_threshold is not None:
-            if compression_ratio > options.compression_ratio_threshold:
-                needs_fallback = True
-            else:
-                below_cr_threshold_results.append(decode_result)
-        if options.log_prob_threshold is not None and avg_logprob < options.log_prob_threshold:
-            needs_fallback = True
-        if (options.no_speech_threshold is not None and result.no_speech_prob > options.no_speech_threshold
-                and options.log_prob_threshold is not None and avg_logprob < options.log_prob_threshold):
-            needs_fallback = False  # silence
-        if needs_fallback:
-            log.debug("temperature %.1f falls back (compression %.2f, avg logprob %.2f)", temperature,
-                      compression_ratio, avg_logprob)
-        return decode_result, needs_fallback
-
-    all_results: list = []
-    below_cr_threshold_results: list = []
-    temperatures = list(options.temperatures)
-    first = model.model.generate(encoder_output, [prompt], **common, **_fallback_kwargs(options, temperatures[0]))[0]
-    decode_result, failed = judge(first, temperatures[0])
-    if not failed:
-        return decode_result
-    helper = model._fallback_decoder()
-    rest = temperatures[1:]
-    i = 0
-    while i < len(rest):
-        pair = rest[i:i + 2] if helper is not None else rest[i:i + 1]
-        pending = [model.model.generate(encoder_output, [prompt], asynchronous=True, **common,
-                                        **_fallback_kwargs(options, pair[0]))[0]]
-        if len(pair) > 1:
-            pending.append(helper.generate(encoder_output, [prompt], asynchronous=True, **common,
-                                           **_fallback_kwargs(options, pair[1]))[0])
-        for temperature, job in zip(pair, pending):
-            decode_result, failed = judge(job.result(), temperature)
-            if not failed:
-                for other in pending:  # a second decoder still sampling: let it finish before the next window
-                    other.result()
-                return decode_result
-        i += len(pair)
-    best = max(below_cr_threshold_results or all_results, key=lambda x: x[1])
-    return (best[0], best[1], temperatures[-1], best[3])
-
-
-def fallback_pairs(device: str, decoder_threads: int, workers: int, budget: int) -> bool:
-    """Whether temperature fallbacks sample two temperatures side by side: on the CPU, when one
-    decoder of one thread leaves a core of the budget idle (a second one-thread decoder is loaded
-    at the first fallback: base int8 +~80 MB)."""
-    return device == "cpu" and workers == 1 and decoder_threads == 1 and budget >= 2
-
-
 def load_model(path: str, device: str, compute_type: str, cpu_threads: int, num_workers: int = 1,
                encoder_runtime: str = "ctranslate2", seed: int | None = None, encoder_threads: int = 0,
-               encoder_precision: str | None = None, paired_fallback: bool = False):
+               encoder_precision: str | None = None):
     """Load a ``faster_whisper.WhisperModel`` from a model directory (no caching; see get_model).
 
     *cpu_threads* are CTranslate2's threads per worker; the OpenVINO encoder gets *encoder_threads*
@@ -607,8 +490,6 @@ def load_model(path: str, device: str, compute_type: str, cpu_threads: int, num_
     *encoder_runtime* ``openvino`` runs the encoder on OpenVINO (:mod:`.ov_encoder`);
     when that cannot be built or compiled the model keeps CTranslate2's encoder
     (logged, and recorded as ``encoder_runtime`` in the transcript's meta).
-    *paired_fallback*: temperature fallbacks may sample two temperatures at once on a second
-    one-thread decoder (:func:`fallback_pairs`), loaded at the first fallback.
     *seed* (``extra["seed"]``): CTranslate2 seeds each decoding thread's sampler once, from the
     seed set when the thread first samples, so it is set before the model (and its threads) exist.
     """
@@ -629,11 +510,6 @@ def load_model(path: str, device: str, compute_type: str, cpu_threads: int, num_
     except (RuntimeError, ValueError, OSError) as exc:
         raise ModelError(f"cannot load Whisper model from {path} on {device}/{compute_type}: {exc}") from exc
     model.decoder_threads = cpu_threads
-    if paired_fallback and fallback_pairs(device, cpu_threads, num_workers, max(encoder_threads, cpu_threads * num_workers)):
-        import ctranslate2
-
-        model.fallback_helper = functools.partial(ctranslate2.models.Whisper, path, device=device, compute_type=compute_type,
-                                                  intra_threads=1, inter_threads=1)
     if encoder_runtime == "openvino":
         from .ov_encoder import OpenVinoEncoder
 
@@ -671,12 +547,11 @@ def get_model(options: TranscribeOptions, models=None, duration: float | None = 
     requested = int(options.extra.get("decoder_threads", EXTRA_OPTIONS["decoder_threads"]) or 0)
     width = decoder_width(path) if not requested and choice.device == "cpu" and encoder == "openvino" else None
     decoding = choose_decoder_threads(requested, choice.device, encoder, threads, width)
-    pairs = bool(options.extra.get("fallback_pairs", EXTRA_OPTIONS["fallback_pairs"]))
     key = ("faster-whisper", str(path), choice.device, choice.compute_type, decoding, workers, encoder, seed,
-           threads * workers, precision, pairs)
+           threads * workers, precision)
     cache = models if models is not None else ModelCache()
     model = cache.get(key, lambda: load_model(str(path), choice.device, choice.compute_type, decoding, workers, encoder,
-                                              seed, threads * workers, precision, pairs))
+                                              seed, threads * workers, precision))
     return model, path, choice
 
 
