@@ -63,23 +63,6 @@ def precision(capabilities: Any = None) -> str:
     return "bf16" if "BF16" in capabilities else "f32"
 
 
-def has_amx(cpuinfo: str | None = None) -> bool | None:
-    """Whether the CPU has AMX tiles for bfloat16 (``amx_bf16`` in Linux's ``/proc/cpuinfo`` flags);
-    None where that cannot be read (other systems). *cpuinfo*: the file's text (read when None)."""
-    if cpuinfo is None:
-        return _has_amx_here()
-    flags = next((line for line in cpuinfo.splitlines() if line.startswith("flags")), None)
-    return None if flags is None else "amx_bf16" in flags.split()
-
-
-@functools.lru_cache(maxsize=1)
-def _has_amx_here() -> bool | None:
-    try:
-        return has_amx(Path("/proc/cpuinfo").read_text(errors="replace"))
-    except OSError:
-        return None
-
-
 @functools.lru_cache(maxsize=1)
 def _cpu_capabilities() -> tuple[str, ...]:
     """The CPU plugin's ``OPTIMIZATION_CAPABILITIES`` (read once: the CPU does not change)."""

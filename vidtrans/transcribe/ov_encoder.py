@@ -71,26 +71,12 @@ def resolve_encoder_runtime(runtime: str, device: str, duration: float | None = 
     return runtime
 
 
-def resolve_encoder_precision(precision: str, amx: bool | None = None, native: str | None = None) -> str:
-    """``auto`` -> ``bf16`` on CPUs with AMX, ``f32`` elsewhere; ``f32`` / ``bf16`` as given.
-
-    On AMX Xeons bfloat16 encodes a 30 s window 4x faster than CTranslate2's
-    int8 encoder and the 13 read-speech dev files kept their WER.  Where
-    bfloat16 comes from AVX512-BF16 alone (AMD EPYC), it saves only 0.1 s a
-    window over float32 (0.13 vs 0.23 s, 2 threads) and the sonnet lost three
-    words (10.7 % WER against float32's 7.1 % and plain faster-whisper's
-    8.0 %), so float32 (the model's own arithmetic) is the default there.
-    *amx* / *native*: :func:`vidtrans._openvino.has_amx` / ``precision()`` (read from the CPU when None;
-    where AMX cannot be read, the plugin's native precision decides).
-    """
+def resolve_encoder_precision(precision: str) -> str:
+    """``auto`` -> the CPU's default (:func:`vidtrans._openvino.precision`); ``f32`` / ``bf16`` as given."""
     precision = (precision or "auto").lower()
     if precision not in ENCODER_PRECISIONS:
         raise ConfigurationError(f"unknown encoder precision {precision!r}; choose one of: {', '.join(ENCODER_PRECISIONS)}")
-    if precision != "auto":
-        return precision
-    native = native or _openvino.precision()
-    amx = _openvino.has_amx() if amx is None else amx
-    return "bf16" if native == "bf16" and amx is not False else "f32"
+    return _openvino.precision() if precision == "auto" else precision
 
 
 def build_encoder(variables: dict[str, np.ndarray]):
@@ -200,7 +186,7 @@ class OpenVinoEncoder:
     """
 
     def __init__(self, model_dir: str | Path, threads: int, precision: str | None = None):
-        self.precision = precision or resolve_encoder_precision("auto")
+        self.precision = precision or _openvino.precision()
         config = {"INFERENCE_PRECISION_HINT": self.precision, "INFERENCE_NUM_THREADS": max(1, int(threads)),
                   "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"}
         core = _openvino.core(_graph_dir() / "compiled", "the openvino Whisper encoder")
