@@ -91,7 +91,8 @@ def _add_transcribe_flags(p: argparse.ArgumentParser) -> None:
                         "int8 encoder and its exact text")
     p.add_argument("--encoder-precision", dest="encoder_precision", default="auto", choices=["auto", "f32", "bf16"],
                    help="faster-whisper, OpenVINO encoder: f32 = the model's own arithmetic, bf16 = bfloat16 "
-                        "(faster on AMX/AVX512-BF16 CPUs, the text moves a little); auto = see bench/README.md")
+                        "(faster on AMX/AVX512-BF16 CPUs, the text moves a little); auto = bf16 where the CPU computes "
+                        "it natively, else f32")
 
 
 def _add_diarize_flags(p: argparse.ArgumentParser) -> None:
