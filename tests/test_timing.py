@@ -396,6 +396,22 @@ def test_align_worker_processes_return_results_raise_errors_and_survive_a_killed
         procs.shutdown()
 
 
+@pytest.mark.skipif(not hasattr(__import__("os"), "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+def test_align_worker_processes_run_idle_class_beside_the_decoder():
+    """The aligner's process takes only cycles the decoder and its encoder leave (see
+    vidtrans._threads.idle_process); the parent's own scheduling is untouched."""
+    import os
+
+    from vidtrans._align_procs import AlignProcesses
+
+    procs = AlignProcesses(1)
+    try:
+        assert procs.submit(os.sched_getscheduler, 0).result(timeout=60) == os.SCHED_IDLE
+    finally:
+        procs.shutdown()
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE
+
+
 def test_a_long_segment_is_aligned_in_pieces_cut_between_words(sample_runs):
     """Batched decoding (the GPU default) yields whole speech chunks of up to 30 s as segments.  One
     that long is aligned in windows of at most ``max_window`` cut at pauses between its words, which

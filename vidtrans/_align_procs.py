@@ -137,12 +137,9 @@ def main() -> None:
     """The worker loop: (fn, args) frames in on stdin, (ok, result or exception) frames out on stdout."""
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print must not corrupt the frames
-    from ._threads import HELPER_NICE
+    from ._threads import idle_process
 
-    try:  # the decoder's process comes first (see vidtrans._threads)
-        os.nice(HELPER_NICE)
-    except (AttributeError, OSError):
-        pass
+    idle_process()  # the decoder's process comes first (see vidtrans._threads)
     while True:
         try:
             fn, args = _recv(inp)
