@@ -164,3 +164,59 @@ def test_bad_names():
         resolve_model("  ")
     with pytest.raises(ConfigurationError):
         verify_model("tiny.en")
+
+
+# --------------------------------------------------------------------------- ModelCache
+def test_model_cache_loads_a_key_once_when_threads_ask_together():
+    """vidtrans.pipeline.run starts loading the Whisper model while it decodes the audio; the engine's
+    own request for it waits for that load instead of loading a second copy."""
+    import threading
+
+    from vidtrans.models import ModelCache
+
+    cache = ModelCache()
+    calls, started = [], threading.Event()
+
+    def slow():
+        calls.append(threading.current_thread().name)
+        started.set()
+        time.sleep(0.3)
+        return object()
+
+    got = {}
+    first = threading.Thread(target=lambda: got.setdefault("first", cache.get(("m", 1), slow)), name="first")
+    first.start()
+    started.wait(5)
+    got["second"] = cache.get(("m", 1), slow)  # arrives mid-load
+    first.join()
+    assert calls == ["first"] and got["first"] is got["second"] and cache.loads == {"m": 1}
+    assert cache.get(("m", 2), object) is not got["first"] and cache.loads == {"m": 2}
+
+
+def test_model_cache_a_failed_load_lets_the_waiting_caller_load_itself():
+    import threading
+
+    from vidtrans.models import ModelCache
+
+    cache = ModelCache()
+    started = threading.Event()
+
+    def failing():
+        started.set()
+        time.sleep(0.2)
+        raise OSError("disk gone")
+
+    errors = []
+
+    def first():
+        try:
+            cache.get(("m",), failing)
+        except OSError as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=first)
+    t.start()
+    started.wait(5)
+    value = cache.get(("m",), lambda: "loaded")  # waits, sees the failure, loads itself
+    t.join()
+    assert value == "loaded" and len(errors) == 1 and cache.loads == {"m": 1}

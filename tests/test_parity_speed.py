@@ -569,3 +569,28 @@ def test_the_same_input_gives_the_same_text_in_every_run(sample_wav):
     runs = [subprocess.run([sys.executable, "-c", code, str(sample_wav)], capture_output=True, text=True,
                            check=True, timeout=300).stdout for _ in range(2)]
     assert runs[0].strip() and runs[0] == runs[1]
+
+
+def test_pipeline_loads_the_whisper_model_while_it_decodes_the_audio(sample_wav, tmp_path, monkeypatch):
+    """run() starts loading the model in a thread before decoding the audio; the engine then uses that
+    model (one load, made by the preload thread)."""
+    import threading
+
+    from vidtrans.pipeline import PipelineOptions, run
+    from vidtrans.transcribe import local
+
+    loaders = []
+    real = local.load_model
+
+    def recording(*args, **kwargs):
+        loaders.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(local, "load_model", recording)
+    cache = ModelCache()
+    opts = PipelineOptions(out_dir=str(tmp_path), model="tiny.en", formats=("json",), diarize=False, word_timing="none")
+    result = run(str(sample_wav), opts, models=cache)
+    assert result.transcript.words and cache.loads == {"faster-whisper": 1}
+    assert loaders == ["vidtrans-preload-model"]
+    run(str(sample_wav), opts, models=cache)  # second file: cached, nothing loads
+    assert loaders == ["vidtrans-preload-model"]

@@ -452,24 +452,44 @@ class ModelCache:
         self.max_items = max_items
         self._items: dict[tuple, object] = {}
         self._lock = threading.Lock()
+        self._loading: dict[tuple, threading.Event] = {}  # keys being loaded -> set when done
         #: kind (first element of the key) -> number of loads performed
         self.loads: dict[str, int] = {}
 
     def get(self, key: tuple, loader):
-        """The object cached under *key*, calling ``loader()`` once when missing."""
-        with self._lock:
-            if key in self._items:
-                self._items[key] = self._items.pop(key)  # most recently used last
+        """The object cached under *key*, calling ``loader()`` once when missing.
+
+        A caller that asks for a key another thread is loading waits for that
+        load instead of starting a second one (:func:`vidtrans.pipeline.run`
+        starts loading the Whisper model while the audio is decoded); when
+        that load fails, the waiting caller loads it itself.
+        """
+        import threading
+
+        while True:
+            with self._lock:
+                if key in self._items:
+                    self._items[key] = self._items.pop(key)  # most recently used last
+                    return self._items[key]
+                pending = self._loading.get(key)
+                if pending is None:
+                    pending = self._loading[key] = threading.Event()
+                    break
+            pending.wait()
+        try:
+            obj = loader()
+            with self._lock:
+                if key not in self._items:
+                    self._items[key] = obj
+                    kind = str(key[0])
+                    self.loads[kind] = self.loads.get(kind, 0) + 1
+                    while len(self._items) > self.max_items:
+                        self._items.pop(next(iter(self._items)))
                 return self._items[key]
-        obj = loader()
-        with self._lock:
-            if key not in self._items:
-                self._items[key] = obj
-                kind = str(key[0])
-                self.loads[kind] = self.loads.get(kind, 0) + 1
-                while len(self._items) > self.max_items:
-                    self._items.pop(next(iter(self._items)))
-            return self._items[key]
+        finally:
+            with self._lock:
+                self._loading.pop(key, None)
+            pending.set()
 
     def clear(self) -> None:
         with self._lock:
