@@ -118,50 +118,56 @@ def quantize_rows(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.rint(w * scale[:, None]).astype(np.int8), scale
 
 
-def _write(out, version: int, spec: str, revision: int, variables, aliases) -> None:
-    def string(s: str) -> None:
-        raw = s.encode("utf-8")
-        out.write(struct.pack("<H", len(raw) + 1) + raw + b"\0")
+def _write_string(out, s: str) -> None:
+    raw = s.encode("utf-8")
+    out.write(struct.pack("<H", len(raw) + 1) + raw + b"\0")
 
-    out.write(struct.pack("<I", version))
-    string(spec)
-    out.write(struct.pack("<II", revision, len(variables)))
-    for name, value in variables:
-        string(name)
-        out.write(struct.pack("<B", value.ndim) + struct.pack(f"<{value.ndim}I", *value.shape))
-        out.write(struct.pack("<BI", _TYPE_IDS[value.dtype], value.nbytes))
-        out.write(np.ascontiguousarray(value).data)
-    out.write(struct.pack("<I", len(aliases)))
-    for alias, target in aliases:
-        string(alias)
-        string(target)
+
+def _write_variable(out, name: str, value: np.ndarray) -> None:
+    _write_string(out, name)
+    out.write(struct.pack("<B", value.ndim) + struct.pack(f"<{value.ndim}I", *value.shape))
+    out.write(struct.pack("<BI", _TYPE_IDS[value.dtype], value.nbytes))
+    out.write(np.ascontiguousarray(value).data)
 
 
 def quantize_model_file(src: Path, dst: Path) -> int:
     """Write *src* (a CTranslate2 Whisper model.bin) to *dst* with its weights in int8; returns how
-    many variables were quantized (0: nothing to do, *dst* is not written)."""
+    many variables were quantized (0: nothing to do, *dst* is not written).
+
+    Streams: one weight at a time is held in float32, so a large model needs
+    little more memory than its largest matrix."""
     buf = np.memmap(src, dtype=np.uint8, mode="r")  # the arrays below are views of the map
     version, spec, revision, variables, aliases = _read(src, buf)
     if spec != "WhisperSpec":
         raise UnsupportedModelFile(f"{src}: a {spec}, not a Whisper model")
-    names = {name for name, _ in variables}
+    source = dict(variables)
     todo = {name for name, value in variables
-            if _quantizable(name) and value.dtype in (np.float16, np.float32) and f"{name}_scale" not in names}
-    odd = sorted(name for name, value in variables if name in todo and value.ndim != 2)
+            if _quantizable(name) and value.dtype in (np.float16, np.float32) and f"{name}_scale" not in source}
+    odd = sorted(name for name in todo if source[name].ndim != 2)
     if odd:
         raise UnsupportedModelFile(f"{src}: weights {odd[:3]} are not 2-D")
     if not todo:
         return 0
-    out_vars: list[tuple[str, np.ndarray]] = []
-    for name, value in variables:
-        if name in todo:
-            q, scale = quantize_rows(value)
-            out_vars += [(name, q), (f"{name}_scale", scale)]
-        else:
-            out_vars.append((name, value))
-    out_vars.sort(key=lambda item: item[0])  # the order model_spec.py writes
+    scales: dict[str, np.ndarray] = {}
     with open(dst, "wb") as out:
-        _write(out, version, spec, revision, out_vars, aliases)
+        out.write(struct.pack("<I", version))
+        _write_string(out, spec)
+        out.write(struct.pack("<II", revision, len(variables) + len(todo)))
+        # the order model_spec.py writes: by name ("x/weight" just before "x/weight_scale")
+        for name in sorted(list(source) + [f"{n}_scale" for n in todo]):
+            if name in todo:
+                q, scales[name] = quantize_rows(source[name])
+                _write_variable(out, name, q)
+            elif name.endswith("_scale") and name[:-6] in todo:
+                weight = name[:-6]
+                scale = scales.pop(weight, None)
+                _write_variable(out, name, scale if scale is not None else quantize_rows(source[weight])[1])
+            else:
+                _write_variable(out, name, source[name])
+        out.write(struct.pack("<I", len(aliases)))
+        for alias, target in aliases:
+            _write_string(out, alias)
+            _write_string(out, target)
         out.flush()
         os.fsync(out.fileno())
     return len(todo)
