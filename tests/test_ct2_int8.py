@@ -129,3 +129,21 @@ def test_the_engine_loads_the_int8_copy_on_the_cpu_unless_asked_not_to(tmp_path,
     assert str(tmp_path / "models" / "int8") in loaded_from({})
     assert str(tmp_path) not in loaded_from({"int8_cache": False})
     assert str(tmp_path / "models" / "int8") not in loaded_from({"encoder_runtime": "ctranslate2", "int8_cache": False})
+
+
+def test_processes_making_the_copy_at_once_end_with_one_complete_copy(tiny_dir, tmp_path, tiny_int8):
+    import subprocess
+    import sys
+
+    root = tmp_path / "cache"
+    code = ("import sys; from vidtrans.transcribe.ct2_int8 import int8_model_dir; "
+            "print(int8_model_dir(sys.argv[1], sys.argv[2]))")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tiny_dir), str(root)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    paths = {o.strip() for o, _ in outs}
+    assert len(paths) == 1 and Path(paths.pop()).parent == root
+    (made,) = root.iterdir()  # no temporary dirs left behind
+    assert (made / "model.bin").read_bytes() == (tiny_int8 / "model.bin").read_bytes()

@@ -218,6 +218,8 @@ def int8_model_dir(model_dir: str | os.PathLike, root: str | os.PathLike | None 
                 shutil.copyfile(item, tmp / item.name)
         size = (tmp / "model.bin").stat().st_size
         atomic_write_text(tmp / _MARKER, json.dumps({"source_id": source, "size": size, "quantized": n}, indent=2))
+        if _cached(target, source):  # another process made the same copy meanwhile
+            return target
         if target.exists():  # stale (the source changed): set aside, then replace
             aside = root / f".{target.name}.stale-{os.getpid()}"
             with contextlib.suppress(OSError):
