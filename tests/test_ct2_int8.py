@@ -147,3 +147,14 @@ def test_processes_making_the_copy_at_once_end_with_one_complete_copy(tiny_dir, 
     assert len(paths) == 1 and Path(paths.pop()).parent == root
     (made,) = root.iterdir()  # no temporary dirs left behind
     assert (made / "model.bin").read_bytes() == (tiny_int8 / "model.bin").read_bytes()
+
+
+def test_doctor_prepare_writes_the_copy_ahead_of_the_first_run(tiny_dir, tmp_path, monkeypatch):
+    from vidtrans import doctor
+
+    monkeypatch.setenv("VIDTRANS_CACHE", str(tmp_path))
+    checks: list = []
+    doctor._prepare_int8(tiny_dir, checks)
+    (check,) = checks
+    assert check.ok and not check.required and Path(check.detail).parent == tmp_path / "models" / "int8"
+    assert (Path(check.detail) / "model.bin").is_file()
