@@ -323,3 +323,49 @@ def test_vad_filter_keeps_original_timeline(sample_wav):
     t = transcribe(audio, tiny(vad_filter=True))
     assert t.words and t.words[0].start >= 6.0  # speech starts at 6.4 s; timestamps are not shifted
     check_timing(t)
+
+
+@pytest.mark.slow
+def test_the_vad_gate_beside_decoding_gives_what_the_gate_before_it_gives(sample_wav, media_dir):
+    """The VAD gate of one sequential decoder runs in a helper thread while the language is detected and
+    the first window decoded: the same segments and insights as running it first, and an input without
+    speech still comes back empty, with no language and the same reason."""
+    from conftest import ffmpeg
+    from vidtrans.models import ModelCache
+
+    cache = ModelCache()
+    audio = load_audio(sample_wav)
+    before = transcribe(audio, tiny(extra={"vad_in_background": False}), models=cache)
+    beside = transcribe(audio, tiny(), models=cache)
+    assert beside.segments == before.segments and beside.words
+    assert beside.insights == before.insights and beside.insights["speech_regions"]
+
+    noise = media_dir / "pink-vad.flac"
+    if not noise.exists():
+        ffmpeg("-f", "lavfi", "-i", "anoisesrc=c=pink:a=0.3:d=10:seed=7", "-ar", "16000", str(noise))
+    calls = []
+    real = local.speech_regions
+    local_regions = lambda *a, **k: calls.append(1) or []  # noqa: E731 - the VAD finds no speech
+    try:
+        local.speech_regions = local_regions
+        empty_before = transcribe(noise, tiny(extra={"vad_in_background": False}), models=cache)
+        empty_beside = transcribe(noise, tiny(), models=cache)
+    finally:
+        local.speech_regions = real
+    assert len(calls) == 2
+    assert empty_beside.segments == () == empty_before.segments
+    assert empty_beside.language == empty_before.language is None
+    assert empty_beside.insights == empty_before.insights
+    assert empty_beside.insights["skipped"] == "voice activity detector found no speech"
+
+
+def test_a_vad_failure_beside_decoding_is_raised_to_the_reader(sample_wav, monkeypatch):
+    from vidtrans.models import ModelCache
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("onnxruntime: model file is corrupt")
+
+    monkeypatch.setattr(local, "speech_regions", broken)
+    s = stream(load_audio(sample_wav), tiny(), models=ModelCache())
+    with pytest.raises(RuntimeError, match="corrupt"):
+        list(s)
