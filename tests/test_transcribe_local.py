@@ -327,16 +327,26 @@ def test_vad_filter_keeps_original_timeline(sample_wav):
 
 @pytest.mark.slow
 def test_the_vad_gate_beside_decoding_gives_what_the_gate_before_it_gives(sample_wav, media_dir):
-    """The VAD gate of one sequential decoder runs in a helper thread while the language is detected and
-    the first window decoded: the same segments and insights as running it first, and an input without
-    speech still comes back empty, with no language and the same reason."""
+    """The VAD gate of one sequential decoder on a short input runs in a helper thread while the language
+    is detected and the first window decoded: the same segments and insights as running it first, and an
+    input without speech still comes back empty, with no language and the same reason."""
     from conftest import ffmpeg
     from vidtrans.models import ModelCache
 
     cache = ModelCache()
     audio = load_audio(sample_wav)
-    before = transcribe(audio, tiny(extra={"vad_in_background": False}), models=cache)
-    beside = transcribe(audio, tiny(), models=cache)
+    started = []
+    real_background = local._background_vad
+    local._background_vad = lambda *a: started.append(1) or real_background(*a)
+    try:
+        before = transcribe(audio, tiny(extra={"vad_in_background_seconds": 0}), models=cache)
+        assert not started
+        beside = transcribe(audio, tiny(), models=cache)
+        assert started == [1]  # the helper thread ran the gate
+        long_input = transcribe(audio, tiny(extra={"vad_in_background_seconds": 10}), models=cache)
+        assert started == [1] and long_input.segments == before.segments  # 30 s > 10 s: gate first
+    finally:
+        local._background_vad = real_background
     assert beside.segments == before.segments and beside.words
     assert beside.insights == before.insights and beside.insights["speech_regions"]
 
@@ -348,7 +358,7 @@ def test_the_vad_gate_beside_decoding_gives_what_the_gate_before_it_gives(sample
     local_regions = lambda *a, **k: calls.append(1) or []  # noqa: E731 - the VAD finds no speech
     try:
         local.speech_regions = local_regions
-        empty_before = transcribe(noise, tiny(extra={"vad_in_background": False}), models=cache)
+        empty_before = transcribe(noise, tiny(extra={"vad_in_background_seconds": 0}), models=cache)
         empty_beside = transcribe(noise, tiny(), models=cache)
     finally:
         local.speech_regions = real

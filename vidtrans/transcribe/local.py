@@ -107,10 +107,12 @@ EXTRA_OPTIONS: dict[str, Any] = {
     "drop_no_speech_prob": 0.5,
     #: ... or when its mean word probability is below this
     "drop_min_word_prob": 0.45,
-    #: one sequential decoder: the VAD gate runs beside language detection and the first window's
-    #: decoding instead of before them (same regions, same text).  2 cores, alternating pairs: 3 % of
-    #: a 53 s run without speakers (10 pairs); nothing measurable with speakers or on 4 minutes
-    "vad_in_background": True,
+    #: one sequential decoder on an input up to this long (s): the VAD gate runs beside language
+    #: detection and the first window's decoding instead of before them (same regions, same text).
+    #: 2 cores, alternating pairs: 3 % of a 53 s run without speakers (10 pairs); nothing measurable
+    #: with speakers or on 4 minutes, where the VAD's buffers beside the decoder's raised the peak
+    #: RSS by 110 MB.  0 = always before decoding
+    "vad_in_background_seconds": 120.0,
     #: re-decode repetition loops and restart decoding after a dropped hallucination
     "redecode": True,
     #: at most this many guard re-decodes per input (each recomputes the rest's spectrogram)
@@ -1050,7 +1052,8 @@ def faster_whisper_engine(audio: Any, options: TranscribeOptions | None = None, 
                                              float(cfg["min_split_seconds"]), float(cfg["max_split_seconds"]))
     # one sequential decoder: the VAD gate runs in a helper thread while the language is detected and the
     # first window decoded; its regions are waited for before the first segment is judged or yielded
-    lazy = bool(pieces == 1 and batch <= 1 and cfg["vad_gate"] and cfg["vad_in_background"] and not options.vad_filter)
+    lazy = bool(pieces == 1 and batch <= 1 and cfg["vad_gate"] and not options.vad_filter
+                and duration <= float(cfg["vad_in_background_seconds"] or 0))
     if lazy:
         regions = _background_vad(samples, cfg["vad_parameters"])
     elif cfg["vad_gate"] or options.vad_filter or batch > 1:
