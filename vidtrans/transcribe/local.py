@@ -61,8 +61,8 @@ import logging
 import os
 import re
 import threading
-from concurrent.futures import Future
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
