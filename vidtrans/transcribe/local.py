@@ -109,9 +109,9 @@ EXTRA_OPTIONS: dict[str, Any] = {
     "drop_min_word_prob": 0.45,
     #: one sequential decoder on an input up to this long (s): the VAD gate runs beside language
     #: detection and the first window's decoding instead of before them (same regions, same text).
-    #: 2 cores, alternating pairs: 3 % of a 53 s run without speakers (10 pairs); nothing measurable
-    #: with speakers or on 4 minutes, where the VAD's buffers beside the decoder's raised the peak
-    #: RSS by 110 MB.  0 = always before decoding
+    #: 2 cores, alternating pairs without speakers: 3.2 % of a 53 s run, 3.7 % of a 113 s one; nothing
+    #: measurable with speakers or on 4 minutes, where the VAD's buffers beside the decoder's raised
+    #: the peak RSS by 110 MB.  0 = always before decoding
     "vad_in_background_seconds": 120.0,
     #: re-decode repetition loops and restart decoding after a dropped hallucination
     "redecode": True,
