@@ -45,6 +45,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -447,8 +448,6 @@ class ModelCache:
     """
 
     def __init__(self, max_items: int = 4):
-        import threading
-
         self.max_items = max_items
         self._items: dict[tuple, object] = {}
         self._lock = threading.Lock()
@@ -464,8 +463,6 @@ class ModelCache:
         starts loading the Whisper model while the audio is decoded); when
         that load fails, the waiting caller loads it itself.
         """
-        import threading
-
         while True:
             with self._lock:
                 if key in self._items:

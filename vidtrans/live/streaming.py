@@ -255,6 +255,7 @@ def _device(options: LiveOptions) -> tuple[str, str, int]:
 def load_whisper(name: str, options: LiveOptions):
     """A ``faster_whisper.WhisperModel`` for *name* (packaged models work offline)."""
     from ..models import resolve_model
+    from ..transcribe.ct2_int8 import weights_dir
 
     path = resolve_model(name)
     try:
@@ -262,10 +263,7 @@ def load_whisper(name: str, options: LiveOptions):
     except ImportError as exc:
         raise MissingDependencyError("faster-whisper", purpose="live captions") from exc
     device, compute, threads = _device(options)
-    if device == "cpu" and compute.startswith("int8"):  # weights quantized once, not at every start
-        from ..transcribe.ct2_int8 import int8_model_dir
-
-        path = int8_model_dir(path)
+    path = weights_dir(path, device, compute)  # on the CPU: weights quantized once, not at every start
     log.info("live: loading Whisper %s on %s (%s, %d threads)", name, device, compute, threads)
     try:
         return WhisperModel(str(path), device=device, compute_type=compute, cpu_threads=threads, local_files_only=True)

@@ -238,3 +238,12 @@ def int8_model_dir(model_dir: str | os.PathLike, root: str | os.PathLike | None 
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def weights_dir(model_dir: str | os.PathLike, device: str, compute_type: str) -> Path:
+    """The directory CTranslate2 should load *model_dir*'s weights from for *device* / *compute_type*:
+    the int8 copy (:func:`int8_model_dir`) on the CPU with an int8 compute type, else *model_dir*."""
+    if device == "cpu" and compute_type.startswith("int8"):
+        return int8_model_dir(model_dir)
+    return Path(model_dir)
+

@@ -563,16 +563,15 @@ def get_model(options: TranscribeOptions, models=None, duration: float | None = 
     decoding = choose_decoder_threads(requested, choice.device, encoder, threads, width)
     key = ("faster-whisper", str(path), choice.device, choice.compute_type, decoding, workers, encoder, seed,
            threads * workers, precision)
-    weights = None
-    if (choice.device == "cpu" and choice.compute_type.startswith("int8")
-            and options.extra.get("int8_cache", EXTRA_OPTIONS["int8_cache"])):
-        from .ct2_int8 import int8_model_dir
+    weights = path
+    if options.extra.get("int8_cache", EXTRA_OPTIONS["int8_cache"]):
+        from .ct2_int8 import weights_dir
 
-        weights = int8_model_dir(path)
+        weights = weights_dir(path, choice.device, choice.compute_type)
     cache = models if models is not None else ModelCache()
     model = cache.get(key, lambda: load_model(str(path), choice.device, choice.compute_type, decoding, workers, encoder,
                                               seed, threads * workers, precision,
-                                              str(weights) if weights is not None and weights != path else None))
+                                              str(weights) if weights != path else None))
     return model, path, choice
 
 
