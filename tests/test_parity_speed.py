@@ -119,6 +119,37 @@ def test_repetition_loop_is_redecoded_and_recorded(sample_wav, models, monkeypat
     assert t.insights["redecodes"] >= 1 and t.insights["guard"][0]["action"].startswith("re-decoded")
 
 
+def test_speech_the_decoder_jumped_over_is_decoded_again(sample_wav, models, monkeypatch):
+    """Whisper sometimes seeks past speech (prompted with the previous text it ends a window early).
+    Here the main pass loses every segment starting in 8-24 s of the phone call, as such a jump
+    would; the guard finds that VAD speech without words, decodes it again unprompted, and the
+    transcript gets its words back.  With the guard off they stay lost."""
+    audio = load_audio(sample_wav)
+    full = transcribe(audio, TranscribeOptions(model="tiny.en"), models=models)
+    assert not any(g["action"].startswith("re-decoded unprompted (speech") for g in full.insights["guard"])
+    real_start = local._Decoder.start
+    calls = []
+
+    def start(self, t0, t1, language, prompt, **override):
+        segs, info = real_start(self, t0, t1, language, prompt, **override)
+        calls.append((t0, t1, override))
+        if len(calls) == 1:  # the main pass from 0 s
+            segs = (s for s in segs if not 8.0 <= t0 + s.start < 24.0)
+        return segs, info
+
+    monkeypatch.setattr(local._Decoder, "start", start)
+    lost = transcribe(audio, TranscribeOptions(model="tiny.en", extra={"skipped_speech_seconds": 0}), models=models)
+    assert len(calls) == 1 and len(lost.words) < 0.7 * len(full.words)  # the jump lost a good part of the call
+    calls.clear()
+    t = transcribe(audio, TranscribeOptions(model="tiny.en"), models=models)
+    entry = next(g for g in t.insights["guard"] if g["action"].startswith("re-decoded unprompted (speech"))
+    assert entry["speech_seconds"] >= 10.0 and entry["segments"] >= 1, entry
+    assert calls[1][2] == {"condition_on_previous_text": False} and calls[1][0] >= entry["start"]
+    assert _wer(full.text, t.text) < _wer(full.text, lost.text) - 0.2, (t.text, lost.text)
+    assert [s.start for s in t.segments] == sorted(s.start for s in t.segments)
+    assert any(s.meta.get("guard", {}).get("action", "").startswith("re-decoded unprompted (speech") for s in t.segments)
+
+
 # --------------------------------------------------------------------------- batched decoding
 def test_batch_size_choice():
     assert local.choose_batch_size("cpu") == 1
