@@ -72,3 +72,23 @@ def test_colab_setup_notebook_outside_colab_reads_no_secret_values(tmp_path, mon
     text = (tmp_path / "colab.ipynb").read_text()
     assert "install skipped" in text
     assert "hf_SECRETVALUE" not in text and "HF_TOKEN" in text
+
+
+def test_a_local_file_is_probed_once(tmp_path, sample_wav, monkeypatch):
+    """pipeline.run hands the probe it made to name the source on to the decoder (one ffprobe per
+    file, not two), and the audio it decodes is the whole file."""
+    import soundfile as sf
+
+    from vidtrans import audio as audio_mod
+
+    real_probe, probed = audio_mod.probe, []
+
+    def probe(path):
+        probed.append(path)
+        return real_probe(path)
+
+    monkeypatch.setattr(audio_mod, "probe", probe)
+    result = run(str(sample_wav), PipelineOptions(out_dir=str(tmp_path), model="tiny.en", diarize=False))
+    assert len(probed) == 1
+    assert result.transcript.duration == pytest.approx(sf.info(str(sample_wav)).duration, abs=0.05)
+    assert result.transcript.words

@@ -179,9 +179,9 @@ def test_run_upload_after_captioning(srv, gemini, sample_wav, tmp_path, monkeypa
     def fake_resolve(source, options, progress=None):  # the download stage is tested elsewhere (yt-dlp fakes)
         assert upload.video_id(source) == VID
         return Media(id=VID, extractor="youtube", title="Talk", webpage_url=source, audio_path=str(clip),
-                     duration=12.0, source=source)
+                     duration=12.0, source=source), None  # (a download has no probe to pass on)
 
-    monkeypatch.setattr(pipeline, "resolve_source", fake_resolve)
+    monkeypatch.setattr(pipeline, "_resolve_source", fake_resolve)
     rc = main(["-q", "run", f"https://www.youtube.com/watch?v={VID}", "--model", "tiny.en", "--no-diarize",
                "--threads", "1", "--formats", "vtt,json", "--out", str(tmp_path / "out"), "--upload",
                "--translate", "de"])

@@ -127,6 +127,12 @@ def _is_url(source: str) -> bool:
 
 def resolve_source(source: str, options: PipelineOptions, progress: StageProgress | None = None) -> Media:
     """Turn a URL or a local path into a Media record with a local audio path."""
+    return _resolve_source(source, options, progress)[0]
+
+
+def _resolve_source(source: str, options: PipelineOptions, progress: StageProgress | None = None) -> tuple[Media, Any]:
+    """:func:`resolve_source`, and for a local file its :class:`~vidtrans.audio.ProbeInfo` (None for a
+    download), which :func:`run` hands to the decoder instead of probing the file a second time."""
     if _is_url(source):
         from . import download
 
@@ -137,7 +143,7 @@ def resolve_source(source: str, options: PipelineOptions, progress: StageProgres
                 total = d.get("total_bytes") or d.get("total_bytes_estimate")
                 progress("download", float(d.get("downloaded_bytes") or 0), total)
 
-        return download.fetch(source, dl_opts, progress=hook)
+        return download.fetch(source, dl_opts, progress=hook), None
     from .audio import probe
 
     info = probe(source)
@@ -148,7 +154,7 @@ def resolve_source(source: str, options: PipelineOptions, progress: StageProgres
         duration=info.duration,
         audio_path=str(Path(source).resolve()),
         source=source,
-    )
+    ), info
 
 
 # -- per-stage options (issue #13) ------------------------------------------------
@@ -433,14 +439,14 @@ def run(
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    media = resolve_source(str(source), options, progress)
+    media, info = _resolve_source(str(source), options, progress)
     timings["download"] = time.perf_counter() - t0
 
     topts = transcribe_options(options)  # issue #13: shared with vidtrans.rundir
     preload = _preload_model(topts, models, media.duration)
     t0 = time.perf_counter()
     assert media.audio_path is not None
-    audio = load_audio(media.audio_path)
+    audio = load_audio(media.audio_path, info=info)
     timings["decode"] = time.perf_counter() - t0
 
     # local engines take the decoded samples; cloud engines upload the file
