@@ -396,6 +396,28 @@ def test_align_worker_processes_return_results_raise_errors_and_survive_a_killed
         procs.shutdown()
 
 
+def test_align_worker_shutdown_without_waiting_returns_while_the_worker_finishes():
+    """``shutdown(wait=False)`` (the pipeline's, once every result is in) leaves the worker's exit off
+    the caller's path: it returns while the worker is still busy, and the worker then finishes its
+    task and its process exits on its own."""
+    import time
+
+    from vidtrans._align_procs import AlignProcesses
+
+    procs = AlignProcesses(1)
+    assert procs.submit(len, "warm").result(timeout=60) == 4  # the process is up
+    busy = procs.submit(time.sleep, 1.0)
+    while not busy.running():
+        time.sleep(0.01)
+    t0 = time.perf_counter()
+    procs.shutdown(cancel_futures=True, wait=False)
+    assert time.perf_counter() - t0 < 0.5 and not busy.done()
+    assert busy.result(timeout=60) is None
+    for t in procs._threads:
+        t.join(timeout=60)
+        assert not t.is_alive()
+
+
 @pytest.mark.skipif(not hasattr(__import__("os"), "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
 def test_align_worker_processes_run_idle_class_beside_the_decoder():
     """The aligner's process takes only cycles the decoder and its encoder leave (see

@@ -117,8 +117,12 @@ class AlignProcesses:
             except (OSError, subprocess.TimeoutExpired):
                 proc.kill()
 
-    def shutdown(self, cancel_futures: bool = True) -> None:
-        """Stop the workers (after the task each is on); queued tasks are cancelled with *cancel_futures*."""
+    def shutdown(self, cancel_futures: bool = True, wait: bool = True) -> None:
+        """Stop the workers (after the task each is on); queued tasks are cancelled with *cancel_futures*.
+
+        *wait* False returns at once: each worker's thread still closes its process's stdin and waits
+        for it to exit (≈ 0.06 s of interpreter teardown at idle priority), off the caller's path.
+        """
         if cancel_futures:
             while True:
                 try:
@@ -129,8 +133,9 @@ class AlignProcesses:
                     item[0].cancel()
         for _ in self._threads:
             self._tasks.put(None)
-        for t in self._threads:
-            t.join()
+        if wait:
+            for t in self._threads:
+                t.join()
 
 
 def main() -> None:

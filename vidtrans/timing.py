@@ -570,9 +570,11 @@ class SegmentAligner:
                 log.debug("background alignment failed: %s", exc)
         return out
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Stop the aligner; queued segments are cancelled.  *wait* False does not wait for the worker
+        (a task it is on, its process's exit) to finish."""
         if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
+            self._pool.shutdown(cancel_futures=True, wait=wait)
         self._pause_pool.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> SegmentAligner:
