@@ -399,7 +399,9 @@ def test_align_worker_processes_return_results_raise_errors_and_survive_a_killed
 def test_align_worker_shutdown_without_waiting_returns_while_the_worker_finishes():
     """``shutdown(wait=False)`` (the pipeline's, once every result is in) leaves the worker's exit off
     the caller's path: it returns while the worker is still busy, and the worker then finishes its
-    task and its process exits on its own."""
+    task and its process exits on its own.  Until it has, interpreter exit would wait for it (an
+    atexit entry, unregistered once the worker is reaped), so its CPU time counts as this process's."""
+    import atexit
     import time
 
     from vidtrans._align_procs import AlignProcesses
@@ -409,13 +411,16 @@ def test_align_worker_shutdown_without_waiting_returns_while_the_worker_finishes
     busy = procs.submit(time.sleep, 1.0)
     while not busy.running():
         time.sleep(0.01)
+    exits = atexit._ncallbacks()
     t0 = time.perf_counter()
     procs.shutdown(cancel_futures=True, wait=False)
     assert time.perf_counter() - t0 < 0.5 and not busy.done()
+    assert atexit._ncallbacks() == exits + 1
     assert busy.result(timeout=60) is None
     for t in procs._threads:
         t.join(timeout=60)
         assert not t.is_alive()
+    assert procs._alive == 0  # (and the atexit entry unregistered)
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")

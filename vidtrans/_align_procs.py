@@ -17,6 +17,7 @@ aligns those segments in the main process.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import pickle
@@ -34,6 +35,8 @@ from .errors import VidtransError
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<Q")
+#: seconds interpreter exit waits for workers shut down without waiting (their own wait is 10 s)
+_EXIT_WAIT = 15.0
 
 
 class AlignWorkerError(VidtransError):
@@ -68,6 +71,10 @@ class AlignProcesses:
 
     def __init__(self, workers: int):
         self._tasks: queue.Queue = queue.Queue()
+        self._lock = threading.Lock()
+        self._alive = workers
+        # one object for atexit.register / unregister (a bound method is a new object at each access)
+        self._at_exit = lambda: self._join(_EXIT_WAIT)
         self._threads = [threading.Thread(target=self._serve, name=f"vidtrans-align-{i}", daemon=True)
                          for i in range(workers)]
         for t in self._threads:
@@ -116,12 +123,18 @@ class AlignProcesses:
                 proc.wait(timeout=10)
             except (OSError, subprocess.TimeoutExpired):
                 proc.kill()
+        with self._lock:
+            self._alive -= 1
+            if not self._alive:  # every worker reaped: nothing left for interpreter exit to wait for
+                atexit.unregister(self._at_exit)
 
     def shutdown(self, cancel_futures: bool = True, wait: bool = True) -> None:
         """Stop the workers (after the task each is on); queued tasks are cancelled with *cancel_futures*.
 
         *wait* False returns at once: each worker's thread still closes its process's stdin and waits
-        for it to exit (≈ 0.06 s of interpreter teardown at idle priority), off the caller's path.
+        for it to exit (≈ 0.06 s of interpreter teardown at idle priority), off the caller's path; at
+        interpreter exit this process waits for those threads (up to 10 s), so no worker outlives it
+        unwaited.
         """
         if cancel_futures:
             while True:
@@ -131,11 +144,16 @@ class AlignProcesses:
                     break
                 if item is not None:
                     item[0].cancel()
+        if not wait:  # reaped by interpreter exit at the latest: the process's CPU time then counts as ours
+            atexit.register(self._at_exit)
         for _ in self._threads:
             self._tasks.put(None)
         if wait:
-            for t in self._threads:
-                t.join()
+            self._join()
+
+    def _join(self, timeout: float | None = None) -> None:
+        for t in self._threads:
+            t.join(timeout)
 
 
 def main() -> None:
