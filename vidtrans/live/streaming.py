@@ -34,7 +34,7 @@ import os
 import re
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -114,7 +114,9 @@ def _drop_squeezed_repeats(words: list[Word]) -> list[Word]:
       < SQUEEZED seconds (JFK: "ask not ... What? What your country", the first "What?" 60 ms long in
       the silence);
     * squeezed words that repeat the words right before them: tiny.en on JFK decoded "Ask[2.22-3.86]
-      not.[3.86-4.36] Ask[4.36-4.36] not.[4.36-4.36] Yeah." and "S[2.22-3.82] s[3.82-3.86] not".
+      not.[3.86-4.36] Ask[4.36-4.36] not.[4.36-4.36] Yeah." and "S[2.22-3.82] s[3.82-3.86] not";
+    * a squeezed copy of a phrase whose last word took the audio that was left
+      (:func:`_squeezed_copy_with_its_last_word`): that audio goes to the real last word.
     Two decodes agree on such copies, so they were committed twice.  A word that is really said twice
     has audio for both copies.
     """
@@ -137,12 +139,29 @@ def _drop_squeezed_repeats(words: list[Word]) -> list[Word]:
                     i += n
                     break
             else:
-                out.append(w)
-                i += 1
+                if _squeezed_copy_with_its_last_word(words, i, run, out):
+                    # the copy's last word took the audio the real one was left without: it goes to the real one
+                    log.debug("live: dropped a squeezed copy %r at %.2f s", join_words(words[i : run + 1]), w.start)
+                    out[-1] = replace(out[-1], end=max(out[-1].end, words[run].end))
+                    i = run + 1
+                else:
+                    out.append(w)
+                    i += 1
             continue
         out.append(w)
         i += 1
     return out
+
+
+def _squeezed_copy_with_its_last_word(words: list[Word], i: int, run: int, out: list[Word]) -> bool:
+    """Whether the squeezed words ``words[i:run]`` (two or more) and the word right after them repeat the
+    last words of *out*: a copy of a phrase whose last word took the audio that was left.  tiny.en on
+    JFK (AMD EPYC) ended "... for your[9.90-10.16] country.[10.16-10.22] Ask what you can do for
+    your[all at 10.22] country.[10.22-10.42]"."""
+    n = run - i + 1
+    if run - i < 2 or run >= len(words) or n > len(out) or words[run].start - words[run - 1].end >= SQUEEZED:
+        return False
+    return [_norm(x.text) for x in words[i : run + 1]] == [_norm(x.text) for x in out[-n:]]
 
 
 def _drop_squeezed_tail(words: list[Word]) -> list[Word]:
