@@ -120,7 +120,7 @@ EXTRA_OPTIONS: dict[str, Any] = {
     #: Whisper sometimes jumps over speech: prompted with the previous window's text it ends a window
     #: early and seeks on (on a 4-minute dev file one run skipped 46 s of VAD speech in one go).  When
     #: at least this many seconds of VAD speech lie between two segments (or after the last one)
-    #: without a word, that stretch is decoded again unprompted.  Over 27 dev inputs (13 English read
+    #: without a word, decoding restarts unprompted at that speech.  Over 27 dev inputs (13 English read
     #: clips, the phone call, 9 AMI meeting excerpts, 4 of bench/speed.py's concatenations) the largest
     #: such stretch of a default run was 3.9 s (a meeting's backchannels): it does not fire there.  0 = off
     "skipped_speech_seconds": 10.0,
@@ -836,42 +836,40 @@ class _Decoder:
         except (RuntimeError, ValueError) as exc:
             raise self._fail(exc) from exc
 
-    def skipped_speech(self, t0: float, t1: float, language: str | None) -> list[Segment]:
-        """Segments of [*t0*, *t1*) decoded again unprompted when the decoder left at least
-        ``skipped_speech_seconds`` of VAD speech there without a word; [] otherwise."""
-        cfg = self.cfg
+    def skipped_speech(self, t1: float) -> tuple[float, dict[str, Any]] | None:
+        """Where to restart decoding, unprompted, when the decoder left at least
+        ``skipped_speech_seconds`` of VAD speech without a word between the end of the last segment
+        it gave and *t1* (the next segment's start, or the end); None when it did not.
+
+        Decoding restarts at that speech (as after a dropped hallucination) rather than decoding the
+        stretch on the side: a second faster-whisper call beside the suspended one held both calls'
+        buffers, and raised the 2-hour pipeline's peak by ~90 MB (bench/memory.py)."""
+        cfg, t0 = self.cfg, self._covered
         least = float(cfg["skipped_speech_seconds"] or 0)
         if not least or t1 - t0 < least or not cfg["redecode"] or self.redecodes >= cfg["max_redecodes"]:
-            return []
+            return None
         regions = self.regions
         if not regions:
-            return []
+            return None
         speech = _overlap(t0, t1, regions, pad=0.0)
-        if speech < least:
-            return []
-        a = _next_speech(t0, regions, self.duration)
+        restart = _next_speech(t0, regions, self.duration)
+        if speech < least or restart <= self._skip_restart:  # (never twice from the same place)
+            return None
+        self._skip_restart = restart
         self.redecodes += 1
-        segs, _ = self.start(a, min(t1, self.duration), language, None, condition_on_previous_text=False)
-        try:
-            redo = [s for s in (convert_segment(fw, offset=a) for fw in segs)
-                    if s.text and not _is_hallucination(s, regions, cfg)]
-        except (RuntimeError, ValueError) as exc:
-            raise self._fail(exc) from exc
-        entry = {"action": "re-decoded unprompted (speech without words)", "start": round(t0, 3), "end": round(t1, 3),
-                 "speech_seconds": round(speech, 3), "segments": len(redo)}
+        entry = {"action": "decoded unprompted after speech without words", "start": round(t0, 3),
+                 "end": round(t1, 3), "speech_seconds": round(speech, 3)}
         self.report.append(entry)
-        log.info("%.1f s of speech in %.2f-%.2f had no words; decoded it again unprompted: %d segments",
-                 speech, t0, t1, len(redo))
-        return [_with_guard(s, entry) for s in redo]
+        log.info("%.1f s of speech in %.2f-%.2f had no words; decoding again unprompted from %.2f s",
+                 speech, t0, t1, restart)
+        return restart, entry
 
     def segments(self, first, language: str | None) -> Iterator[Segment]:
         """Drive decoding from 0 s: *first* is the already started faster-whisper generator."""
-        covered = 0.0  # where the last segment ended
+        self._covered, self._skip_restart = 0.0, -1.0  # where the last segment ended; the last skip restart
         for seg in self._segments(first, language):
-            yield from self.skipped_speech(covered, seg.start, language)
-            covered = max(covered, seg.end)
+            self._covered = max(self._covered, seg.end)
             yield seg
-        yield from self.skipped_speech(covered, self.duration, language)
 
     def _segments(self, first, language: str | None) -> Iterator[Segment]:
         cfg = self.cfg
@@ -881,6 +879,10 @@ class _Decoder:
             try:
                 for fw in fw_segments:
                     seg = convert_segment(fw, offset=pos)
+                    skipped = self.skipped_speech(seg.start)
+                    if skipped is not None:  # this segment comes again from the restart
+                        restart_at, note = skipped
+                        break
                     if note is not None:
                         seg, note = _with_guard(seg, note), None
                     reason = _is_hallucination(seg, self.regions, cfg)
@@ -916,6 +918,10 @@ class _Decoder:
                     restart_at = seg.end
                     note = {"action": "decoded unprompted after a repetition loop", "repetition": loop}
                     break
+                else:  # the stream ended: is there speech after its last segment?
+                    skipped = self.skipped_speech(self.duration)
+                    if skipped is not None:
+                        restart_at, note = skipped
             except (RuntimeError, ValueError) as exc:
                 raise self._fail(exc) from exc
             if restart_at is None or restart_at >= self.duration - 0.1:
