@@ -374,9 +374,9 @@ def test_alignment_processes_only_beside_a_gpu_decoder(monkeypatch):
 
 
 def test_align_worker_processes_return_results_raise_errors_and_survive_a_killed_worker():
-    """The worker protocol itself: results and exceptions come back; a worker that dies (killed,
-    here it exits mid-task) fails that task and every later one it takes with AlignWorkerError
-    instead of hanging; queued tasks are cancelled on shutdown."""
+    """The worker protocol itself: results and exceptions come back; a task that cannot be pickled
+    fails alone; a worker that dies (killed, here it exits mid-task) fails that task and every later
+    one it takes with AlignWorkerError instead of hanging; queued tasks are cancelled on shutdown."""
     import os
 
     from vidtrans._align_procs import AlignProcesses, AlignWorkerError
@@ -386,6 +386,9 @@ def test_align_worker_processes_return_results_raise_errors_and_survive_a_killed
         assert procs.submit(len, "abcd").result(timeout=60) == 4
         with pytest.raises(ValueError):
             procs.submit(int, "not a number").result(timeout=60)
+        with pytest.raises(AlignWorkerError, match="cannot send the task"):  # fails alone, the worker stays
+            procs.submit(len, os).result(timeout=60)
+        assert procs.submit(len, "abc").result(timeout=60) == 3
         dying = procs.submit(os._exit, 3)
         later = procs.submit(len, "ab")
         with pytest.raises(AlignWorkerError, match="alignment worker process failed"):

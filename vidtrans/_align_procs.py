@@ -44,7 +44,10 @@ class AlignWorkerError(VidtransError):
 
 
 def _send(stream, obj: Any) -> None:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    _write_frame(stream, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _write_frame(stream, data: bytes) -> None:
     stream.write(_HEADER.pack(len(data)))
     stream.write(data)
     stream.flush()
@@ -103,9 +106,14 @@ class AlignProcesses:
             if error is not None:
                 fut.set_exception(error)
                 continue
+            try:  # pickled before anything is written: a task that cannot be sent fails alone
+                data = pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL)
+            except (pickle.PickleError, TypeError, AttributeError) as exc:
+                fut.set_exception(AlignWorkerError(f"cannot send the task to the alignment worker: {exc}"))
+                continue
             try:
                 proc = proc or self._start()
-                _send(proc.stdin, (fn, args))
+                _write_frame(proc.stdin, data)
                 ok, value = _recv(proc.stdout)
             except (OSError, EOFError, pickle.PickleError, struct.error) as exc:
                 error = AlignWorkerError(f"alignment worker process failed: {exc.__class__.__name__}: {exc}")
