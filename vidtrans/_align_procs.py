@@ -141,7 +141,7 @@ class AlignProcesses:
 
         *wait* False returns at once: each worker's thread still closes its process's stdin and waits
         for it to exit (≈ 0.06 s of interpreter teardown at idle priority), off the caller's path; at
-        interpreter exit this process waits for those threads (up to 10 s), so no worker outlives it
+        interpreter exit this process waits for those threads (up to _EXIT_WAIT s), so no worker outlives it
         unwaited.
         """
         if cancel_futures:
