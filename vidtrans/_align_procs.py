@@ -171,13 +171,7 @@ def main() -> None:
     from ._threads import idle_process
 
     idle_process()  # the decoder's process comes first (see vidtrans._threads)
-    from ._heap import malloc_trim
-
-    # PocketSphinx allocates and frees its search structures for every utterance and glibc keeps the freed
-    # pages: the worker grew from 123 MB (models loaded) to 179 MB over 30 minutes of aligned speech, 219 MB
-    # in a 2-hour pipeline run (bench/memory.py).  Trimming after each task keeps it at 124 MB, with no
-    # measurable time cost.
-    trim = malloc_trim()
+    trim = _malloc_trim()
     while True:
         try:
             fn, args = _recv(inp)
@@ -193,6 +187,20 @@ def main() -> None:
             _send(out, (False, AlignWorkerError(f"unpicklable result: {exc}")))
         if trim is not None:
             trim(0)
+
+
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or None elsewhere.  PocketSphinx allocates and frees its search
+    structures for every utterance and glibc keeps the freed pages: the worker grew from 123 MB
+    (models loaded) to 179 MB over 30 minutes of aligned speech, 219 MB in a 2-hour pipeline run
+    (bench/memory.py).  Trimming after each task keeps it at 124 MB, with no measurable time cost."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS)
+        return None
 
 
 if __name__ == "__main__":

@@ -348,16 +348,12 @@ def transcribe_and_diarize(
         dopts = diarize_options(options, torch_threads)
 
         def diarize_job():
-            from ._heap import release_freed_memory
             from ._threads import yield_to_decoder
 
             yield_to_decoder()
             t = time.perf_counter()
             result = dz.diarize(audio, dopts, progress=(lambda d, n: progress("diarize", d, n)) if progress else None)
-            seconds = time.perf_counter() - t
-            # transcription may go on for long after: what clustering freed goes back to the OS
-            release_freed_memory(result.duration or 0.0, "diarization")
-            return result, seconds
+            return result, time.perf_counter() - t
 
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidtrans-diarize")
         future = pool.submit(diarize_job)

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from .._heap import release_freed_memory
 from ..errors import ConfigurationError
 from ..schema import SpeakerTurn
 from ._base import (
@@ -375,10 +374,7 @@ def _bounded_ahc(
 
 
 def _local_diarize(src: _AudioSource, opts: DiarizeOptions, progress: ProgressCallback | None) -> Diarization:
-    feats = analyze(src, opts, progress)
-    # the blocks' model activations are not needed again; clustering comes next, at the run's peak
-    release_freed_memory(feats.duration, "speaker embeddings")
-    return label(feats, opts)
+    return label(analyze(src, opts, progress), opts)
 
 
 def _frames_to_turns(binary: np.ndarray, sw, duration: float) -> list[SpeakerTurn]:

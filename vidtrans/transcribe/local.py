@@ -69,7 +69,6 @@ from typing import Any
 
 import numpy as np
 
-from .._heap import release_freed_memory
 from ..audio import SAMPLE_RATE, as_samples, is_silent
 from ..errors import ConfigurationError, EngineError, MissingDependencyError, ModelError
 from ..schema import Segment, Word
@@ -1107,7 +1106,6 @@ def faster_whisper_engine(audio: Any, options: TranscribeOptions | None = None, 
         regions = _background_vad(samples, cfg["vad_parameters"])
     elif cfg["vad_gate"] or options.vad_filter or batch > 1:
         regions = speech_regions(samples, batch_vad_parameters(cfg) if batch > 1 else cfg["vad_parameters"])
-        release_freed_memory(duration, "voice activity detection")
         insights["speech_seconds"] = round(sum(b - a for a, b in regions), 3)
         insights["speech_regions"] = [[round(a, 3), round(b, 3)] for a, b in regions]
         if not regions:
