@@ -325,57 +325,82 @@ def test_vad_filter_keeps_original_timeline(sample_wav):
     check_timing(t)
 
 
+GATE_FIRST = {"vad_in_background_seconds": 0, "vad_beside_features_seconds": 0}
+
+
 @pytest.mark.slow
 def test_the_vad_gate_beside_decoding_gives_what_the_gate_before_it_gives(sample_wav, media_dir):
-    """The VAD gate of one sequential decoder on a short input runs in a helper thread while the language
-    is detected and the first window decoded: the same segments and insights as running it first, and an
-    input without speech still comes back empty, with no language and the same reason."""
+    """The VAD gate of one sequential decoder runs in a helper thread: on a short input while the language
+    is detected and the first window decoded, on a longer one beside the spectrogram (decoding waits for
+    it).  Either way the same segments and insights as running it first, and an input without speech
+    still comes back empty, with no language and the same reason."""
     from conftest import ffmpeg
     from vidtrans.models import ModelCache
 
     cache = ModelCache()
     audio = load_audio(sample_wav)
-    started = []
-    real_background = local._background_vad
-    local._background_vad = lambda *a: started.append(1) or real_background(*a)
+    started, order = [], []
+    real_background, real_regions = local._background_vad, local.speech_regions
+
+    def background(*a, nice=True):
+        started.append(nice)
+        return real_background(*a, nice=nice)
+
+    def regions(*a, **k):
+        out = real_regions(*a, **k)
+        order.append("vad done")
+        return out
+
+    model = local.get_model(tiny(), cache)[0]
+    real_encode = model.encode
+    model.encode = lambda *a, **k: order.append("encode") or real_encode(*a, **k)
+    local._background_vad, local.speech_regions = background, regions
     try:
-        before = transcribe(audio, tiny(extra={"vad_in_background_seconds": 0}), models=cache)
+        before = transcribe(audio, tiny(extra=GATE_FIRST), models=cache)
         assert not started
         beside = transcribe(audio, tiny(), models=cache)
-        assert started == [1]  # the helper thread ran the gate
+        assert started == [True]  # a helper thread that yields to the decoder ran the gate
+        order.clear()
         long_input = transcribe(audio, tiny(extra={"vad_in_background_seconds": 10}), models=cache)
-        assert started == [1] and long_input.segments == before.segments  # 30 s > 10 s: gate first
+        assert started == [True, False]  # 30 s > 10 s: beside the spectrogram, at the decoder's priority
+        assert order[0] == "vad done" and "encode" in order  # decoding started once the regions were in
+        gate_first = transcribe(audio, tiny(extra={"vad_in_background_seconds": 10, "vad_beside_features_seconds": 20}),
+                                models=cache)
+        assert started == [True, False]  # 30 s > 20 s: the gate before the spectrogram
     finally:
-        local._background_vad = real_background
-    assert beside.segments == before.segments and beside.words
-    assert beside.insights == before.insights and beside.insights["speech_regions"]
+        local._background_vad, local.speech_regions = real_background, real_regions
+        del model.encode
+    assert beside.segments == before.segments == long_input.segments == gate_first.segments and beside.words
+    assert beside.insights == before.insights == long_input.insights and beside.insights["speech_regions"]
 
     noise = media_dir / "pink-vad.flac"
     if not noise.exists():
         ffmpeg("-f", "lavfi", "-i", "anoisesrc=c=pink:a=0.3:d=10:seed=7", "-ar", "16000", str(noise))
     calls = []
-    real = local.speech_regions
     local_regions = lambda *a, **k: calls.append(1) or []  # noqa: E731 - the VAD finds no speech
     try:
         local.speech_regions = local_regions
-        empty_before = transcribe(noise, tiny(extra={"vad_in_background_seconds": 0}), models=cache)
+        empty_before = transcribe(noise, tiny(extra=GATE_FIRST), models=cache)
         empty_beside = transcribe(noise, tiny(), models=cache)
+        empty_long = transcribe(noise, tiny(extra={"vad_in_background_seconds": 5}), models=cache)
     finally:
-        local.speech_regions = real
-    assert len(calls) == 2
-    assert empty_beside.segments == () == empty_before.segments
-    assert empty_beside.language == empty_before.language is None
-    assert empty_beside.insights == empty_before.insights
-    assert empty_beside.insights["skipped"] == "voice activity detector found no speech"
+        local.speech_regions = real_regions
+    assert len(calls) == 3
+    for empty in (empty_beside, empty_long):
+        assert empty.segments == () == empty_before.segments
+        assert empty.language == empty_before.language is None
+        assert empty.insights == empty_before.insights
+        assert empty.insights["skipped"] == "voice activity detector found no speech"
 
 
-def test_a_vad_failure_beside_decoding_is_raised_to_the_reader(sample_wav, monkeypatch):
+@pytest.mark.parametrize("extra", [{}, {"vad_in_background_seconds": 5}], ids=["beside decoding", "beside the spectrogram"])
+def test_a_vad_failure_beside_decoding_is_raised_to_the_reader(sample_wav, monkeypatch, extra):
     from vidtrans.models import ModelCache
 
     def broken(*args, **kwargs):
         raise RuntimeError("onnxruntime: model file is corrupt")
 
     monkeypatch.setattr(local, "speech_regions", broken)
-    s = stream(load_audio(sample_wav), tiny(), models=ModelCache())
+    s = stream(load_audio(sample_wav), tiny(extra=extra), models=ModelCache())
     with pytest.raises(RuntimeError, match="corrupt"):
         list(s)
