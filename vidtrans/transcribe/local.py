@@ -26,7 +26,8 @@ decoding options are faster-whisper's defaults (beam 5, temperature fallback,
 no ``hallucination_silence_threshold``, no VAD filter), the whole input goes
 to the model in one call (long inputs get a block-wise but equal log-mel
 spectrogram, :mod:`._features`, instead of being cut into pieces).  With
-``encoder_runtime="ctranslate2"`` the text is plain faster-whisper's exactly;
+``encoder_runtime="ctranslate2"`` the text is plain faster-whisper's exactly
+where no guard fires;
 the OpenVINO encoder (the CPU default) computes the encoder in bfloat16 or
 float32 instead of int8, which on read speech gives the same words and
 elsewhere flips a word here and there, both ways (``bench/README.md``).  With
