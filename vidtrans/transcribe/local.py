@@ -118,7 +118,8 @@ EXTRA_OPTIONS: dict[str, Any] = {
     #: is computed window by window): the VAD gate runs in a helper thread beside faster-whisper's
     #: whole-input spectrogram, and decoding starts once both are done (same regions, same text).
     #: 2 cores, alternating pairs on a 4-minute file: 4.3 % faster without speakers, 4.8 % with;
-    #: 4.5 minutes of meetings: 1 %; peak RSS +49 MB.  0 = the gate before the spectrogram
+    #: 4.5 minutes of meetings: 1 %; peak RSS +49 MB on 4 minutes, +80-100 MB on 9.5.  0 = the gate
+    #: before the spectrogram
     "vad_beside_features_seconds": 600.0,
     #: re-decode repetition loops and restart decoding after a dropped hallucination
     "redecode": True,
