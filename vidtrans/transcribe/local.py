@@ -813,8 +813,6 @@ class _Decoder:
         )
         self.redecodes = 0
         self.report: list[dict[str, Any]] = []
-        #: the next start waits for the VAD's regions once its spectrogram is computed
-        self.vad_after_features = False
 
     @property
     def regions(self) -> list[tuple[float, float]] | None:
@@ -831,16 +829,17 @@ class _Decoder:
     def _fail(self, exc: Exception) -> LocalEngineError:
         return LocalEngineError(f"faster-whisper failed on {_describe(self.source)}: {exc}")
 
-    def start(self, t0: float, t1: float | None, language: str | None, prompt: str | None, **override):
-        """faster-whisper's lazy segments for samples [t0, t1) (times relative to t0)."""
+    def start(self, t0: float, t1: float | None, language: str | None, prompt: str | None, *,
+              wait_for_vad: bool = False, **override):
+        """faster-whisper's lazy segments for samples [t0, t1) (times relative to t0); with *wait_for_vad*
+        faster-whisper waits for the VAD's regions once it has computed the spectrogram."""
         a = int(round(t0 * SAMPLE_RATE))
         b = self.samples.size if t1 is None else int(round(t1 * SAMPLE_RATE))
         piece = self.samples[a:b]
         # a piece of a long input is lean too: two workers' whole-piece spectrograms add up
         lean = max(piece.size, self.input_size) / SAMPLE_RATE > float(self.cfg["lean_features_seconds"] or float("inf"))
-        wait, self.vad_after_features = self.vad_after_features, False
         try:
-            with self.lock, _features_for(self.model, lean, then=self._wait_for_regions if wait else None):
+            with self.lock, _features_for(self.model, lean, then=self._wait_for_regions if wait_for_vad else None):
                 return self.model.transcribe(piece, language=language, initial_prompt=prompt, **{**self.kwargs, **override})
         except (RuntimeError, ValueError) as exc:
             raise self._fail(exc) from exc
@@ -1159,7 +1158,6 @@ def faster_whisper_engine(audio: Any, options: TranscribeOptions | None = None, 
                          regions if later else _within(regions, a, b), audio, lock, samples.size)
                 for a, b in zip(bounds, bounds[1:])]
     dec = decoders[0]
-    dec.vad_after_features = beside
     asked = language  # before detection: what an input without speech reports
     insights["workers"] = workers
     insights["pieces"] = [[round(a, 3), round(b, 3)] for a, b in zip(bounds, bounds[1:])]
@@ -1174,7 +1172,7 @@ def faster_whisper_engine(audio: Any, options: TranscribeOptions | None = None, 
             language = "en"
         gen = dec.batched(language, batch)
     else:
-        first_segments, info = dec.start(0.0, None, language, options.initial_prompt)
+        first_segments, info = dec.start(0.0, None, language, options.initial_prompt, wait_for_vad=beside)
         language = info.language
         insights["language_probability"] = round(float(info.language_probability), 4)
         if len(decoders) == 1:
